@@ -4,7 +4,8 @@
   the implementations under test; every test taking the `impl` fixture runs once per implementation.
 - the `record` fixture takes Verdicts; they travel in the test report's user_properties, so
   under pytest-xdist they reach the controller with the report and nothing is lost or doubled.
-- `--backcheck-json PATH` / `--backcheck-report PATH` write the collected verdicts at the end.
+- `--backcheck-json PATH` / `--backcheck-report PATH` write the collected verdicts at the end
+  (with the finite-difference step-size curve, unless `--backcheck-no-step-curve`).
 """
 from __future__ import annotations
 
@@ -23,18 +24,22 @@ VERDICT_KEY = "backcheck_verdict"
 def pytest_addoption(parser):
     g = parser.getgroup("backcheck")
     g.addoption("--impl", action="append", default=None, metavar="SPEC",
-                help="implementation under test: 'builtin', module:attr or path/to/file.py:attr "
-                     "(repeatable; default $BACKCHECK_IMPL or builtin)")
+                help="implementation under test: 'builtin', module:attr, path/to/file.py:attr or the name of "
+                     "a 'backcheck.implementations' entry point (repeatable; default $BACKCHECK_IMPL or builtin)")
     g.addoption("--no-isolation", action="store_true", default=False,
                 help="call implementations in-process instead of in a worker process (trusted code only)")
+    g.addoption("--impl-timeout", type=float, default=None, metavar="SECONDS",
+                help="per-call timeout for an isolated implementation (default 30)")
     g.addoption("--backcheck-json", default=None, metavar="PATH", help="write all verdicts as JSON here")
     g.addoption("--backcheck-report", default=None, metavar="PATH", help="write the HTML accuracy report here")
+    g.addoption("--backcheck-no-step-curve", action="store_true", default=False,
+                help="leave the finite-difference step-size curve out of the JSON/HTML (saves a JAX compile)")
 
 
 def impl_specs(config) -> list[str]:
     specs = config.getoption("--impl") or []
     if not specs and os.environ.get("BACKCHECK_IMPL"):
-        specs = [s for s in os.environ["BACKCHECK_IMPL"].split(",") if s.strip()]
+        specs = [s.strip() for s in os.environ["BACKCHECK_IMPL"].split(",") if s.strip()]
     return specs or ["builtin"]
 
 
@@ -57,22 +62,39 @@ _loaded: dict = {}
 
 @pytest.fixture
 def impl(request):
-    """The implementation under test (loaded once per process, possibly isolated)."""
+    """The implementation under test (loaded once per process, isolated unless --no-isolation)."""
     from implementations.registry import LoadError, load
     spec = request.param
-    key = (spec, request.config.getoption("--no-isolation"))
+    opt = request.config.getoption
+    key = (spec, opt("--no-isolation"), opt("--impl-timeout"))
     if key not in _loaded:
         try:
-            _loaded[key] = load(spec, isolate=not key[1])
+            _loaded[key] = load(spec, isolate=not key[1], timeout=key[2])
         except LoadError as e:
             _loaded[key] = e
     got = _loaded[key]
     if isinstance(got, Exception):
-        from reference.verdict import ERROR, Verdict
-        request.node.user_properties.append((VERDICT_KEY, Verdict(
-            check="load", status=ERROR, implementation=spec, message=str(got)).to_json()))
-        pytest.fail(f"could not load implementation {spec!r}: {got}", pytrace=False)
+        request.node.user_properties.append((VERDICT_KEY, got.verdict(check="load").to_json()))
+        pytest.fail(str(got), pytrace=False)
     return got
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A PluginError escaping a test (the implementation raised, hung, crashed or returned junk)
+    is an error result, not a gradient failure: record it and show its one line, no traceback."""
+    outcome = yield
+    from implementations.errors import PluginError
+    if call.excinfo is not None and call.when == "call" and isinstance(call.excinfo.value, PluginError):
+        err = call.excinfo.value
+        item.user_properties.append((VERDICT_KEY, err.verdict(check=getattr(item, "originalname", item.name)).to_json()))
+        outcome.get_result().longrepr = str(err)
+
+
+@pytest.fixture
+def impl_spec(request):
+    """How the implementation under test was named (--impl), for reproducers."""
+    return request.node.callspec.params.get("impl", "builtin")
 
 
 @pytest.fixture
@@ -85,21 +107,24 @@ def record(request):
     return _record
 
 
-def pytest_runtest_logreport(report):
-    # Runs on the controller for xdist workers' reports too, so this is the single merge point.
-    if report.when != "call" and not (report.when == "setup" and report.failed):
-        return
-    verdicts = [v for k, v in report.user_properties if k == VERDICT_KEY]
-    if verdicts:
-        _config_holder[0]._backcheck_verdicts.extend(verdicts)
+class _VerdictCollector:
+    """The single merge point of one session's verdicts. Its hook runs on the xdist controller
+    for the workers' reports too. Each test's teardown report carries every user property the
+    test gathered (setup, call and teardown, even when setup failed), and every test has exactly
+    one, so taking verdicts from it alone neither loses nor doubles any. Bound to its config (not
+    a module global) so nested in-process pytest runs do not steal each other's verdicts."""
 
+    def __init__(self, config):
+        self.verdicts = config._backcheck_verdicts
 
-_config_holder: list = [None]
+    def pytest_runtest_logreport(self, report):
+        if report.when == "teardown":
+            self.verdicts.extend(v for k, v in report.user_properties if k == VERDICT_KEY)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
-    _config_holder[0] = session.config
+    session.config.pluginmanager.register(_VerdictCollector(session.config))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -110,15 +135,9 @@ def pytest_sessionfinish(session, exitstatus):
     html_path = config.getoption("--backcheck-report")
     if not (json_path or html_path):
         return
-    from reports.results import write_outputs
-    write_outputs(config._backcheck_verdicts, json_path=json_path, html_path=html_path,
-                  meta={"implementations": impl_specs(config), "duration": time.time() - config._backcheck_started,
-                        "hypothesis_profile": _profile_name()})
-
-
-def _profile_name():
-    try:
-        from hypothesis import settings
-        return settings._current_profile
-    except Exception:
-        return None
+    from reports.results import run_meta, write_outputs
+    meta = run_meta(impl_specs(config), time.time() - config._backcheck_started,
+                    step_curve=not config.getoption("--backcheck-no-step-curve"),
+                    workers=getattr(config.option, "numprocesses", None),
+                    seed=getattr(config.option, "hypothesis_seed", None))
+    write_outputs(config._backcheck_verdicts, json_path=json_path, html_path=html_path, meta=meta)

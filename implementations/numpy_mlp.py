@@ -95,21 +95,28 @@ class NumpyMLP:
     name = "numpy-builtin"
     capabilities = Capabilities(intermediates=True, perceptron=True)
 
+    def act(self, k: int, layer, z):
+        """Layer k's activation and its derivative at z (mutants override this)."""
+        if layer.activation == "maxout":
+            return maxout(z, layer.pieces)
+        return activation(layer.activation, layer.param, z)
+
+    def loss(self, name: str, y, t):
+        """Per-sample loss and dloss/dy (mutants override this)."""
+        return loss(name, y, t)
+
     def forward(self, spec: NetworkSpec, params, X):
         """Pre-activations z^k, activations h^k (h[0] = X) and local derivatives f'(z^k)."""
         zs, hs, ds = [], [X], []
-        for layer, (W, b) in zip(spec.layers, params):
+        for k, (layer, (W, b)) in enumerate(zip(spec.layers, params)):
             z = hs[-1] @ W.T + b
-            if layer.activation == "maxout":
-                h, d = maxout(z, layer.pieces)
-            else:
-                h, d = activation(layer.activation, layer.param, z)
+            h, d = self.act(k, layer, z)
             zs.append(z), hs.append(h), ds.append(d)
         return zs, hs, ds
 
     def cost(self, spec: NetworkSpec, params, X, Y) -> float:
         _, hs, _ = self.forward(spec, params, X)
-        per_sample, _ = loss(spec.loss, hs[-1], Y)
+        per_sample, _ = self.loss(spec.loss, hs[-1], Y)
         reg = 0.5 * spec.l2 * sum((W * W).sum() for W, _ in params)
         return per_sample.mean() + reg
 
@@ -117,7 +124,7 @@ class NumpyMLP:
         check_batch(spec, X, Y)
         params = check_params(spec, params)
         zs, hs, ds = self.forward(spec, params, X)
-        per_sample, g = loss(spec.loss, hs[-1], Y)
+        per_sample, g = self.loss(spec.loss, hs[-1], Y)
         N = X.shape[0]
         g = g / N                                       # the cost is the batch mean
         grads, deltas = [None] * spec.depth, [None] * spec.depth

@@ -8,7 +8,8 @@ import os
 from hypothesis import HealthCheck, settings
 
 BASE_EXAMPLES = 40
-_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+         HealthCheck.function_scoped_fixture]  # impl/record are per-test but stateless per example
 
 
 def register() -> None:

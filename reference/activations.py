@@ -52,3 +52,17 @@ def softplus(z):
 def _softplus_jvp(primals, tangents):
     (z,), (t,) = primals, tangents
     return softplus(z), _sigmoid(z) * t
+
+
+@jax.custom_jvp
+def elu_negative(z, a):
+    """a (exp(z) - 1) for z <= 0. JAX differentiates expm1 as expm1(z) + 1, which cancels
+    catastrophically for z << 0 (relative error ~u e^{-z}); the derivative is a exp(z) directly."""
+    return a * jnp.expm1(z)
+
+
+@elu_negative.defjvp
+def _elu_negative_jvp(primals, tangents):
+    (z, a), (tz, ta) = primals, tangents
+    e = jnp.expm1(z)
+    return a * e, a * jnp.exp(z) * tz + e * ta

@@ -7,24 +7,37 @@ then caches one executable per bucket, reused by every architecture that fits it
 
 Padding is exact, not approximate: padded weights and biases are zero, so padded units feed
 nothing forward (their columns in the next W are zero); padded output units and samples are
-masked out of the loss; layers past the network's depth pass h through unchanged (`where`),
-so their parameters get exactly zero gradient.
+masked out of the loss (and out of the kink patterns); layers past the network's depth pass h
+through unchanged, so their parameters get exactly zero gradient.
+
+Non-differentiable points: every kinked unit (relu family, elu with alpha != 1, maxout ties,
+l1/perceptron/hinge losses) reports which side of its kink it is on. `gradients` says how many
+units sit exactly on a kink and, if any, also returns the gradient with the other one-sided
+convention, so a caller can tell a subgradient choice from a wrong gradient; the batched FD
+evaluations say which perturbations moved a unit across a kink.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
+# Compiled buckets persist on disk, so xdist workers and later runs load instead of compiling
+# (each bucket costs seconds to compile); BACKCHECK_JAX_CACHE=off disables it.
+_CACHE = os.environ.get("BACKCHECK_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "backcheck", "jax"))
+if _CACHE != "off":
+    jax.config.update("jax_compilation_cache_dir", _CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 from reference import activations as A  # noqa: E402
-from reference.spec import LOSSES, NetworkSpec, check_batch, check_params  # noqa: E402
+from reference.spec import LOSSES, NetworkSpec, check_batch, check_params, unflatten  # noqa: E402
 
 # Dense activations by branch; the generalized ReLU branch covers relu / leaky / abs.
 _ACT_BRANCH = {"identity": 0, "relu": 1, "leaky_relu": 1, "abs": 1, "generalized_relu": 1,
@@ -34,22 +47,31 @@ FD_CHUNK = 256  # perturbed parameter sets evaluated per compiled call
 
 
 def _act_branches():
+    # side = 0: a unit inside the kink zone (|z| <= zone) takes the left derivative, side = 1 the right.
+    def pos(z, zone, side):
+        return jnp.where(side == 0, z > zone, z >= -zone)
+
     return [
-        lambda z, a: z,
-        lambda z, a: jnp.where(z > 0, z, a * z),
-        lambda z, a: A.sigmoid(z),
-        lambda z, a: A.tanh(z),
-        lambda z, a: A.softplus(z),
-        lambda z, a: jnp.where(z > 0, z, a * jnp.expm1(jnp.minimum(z, 0.0))),
+        lambda z, a, zone, side: z,
+        lambda z, a, zone, side: jnp.where(pos(z, zone, side), z, a * z),
+        lambda z, a, zone, side: A.sigmoid(z),
+        lambda z, a, zone, side: A.tanh(z),
+        lambda z, a, zone, side: A.softplus(z),
+        lambda z, a, zone, side: jnp.where(pos(z, zone, side), z, A.elu_negative(jnp.minimum(z, 0.0), a)),
     ]
+
+
+def _hinge_at(u, zone, side):
+    """max(0, u) with the derivative inside the kink zone |u| <= zone taken from the chosen side."""
+    return jnp.where(jnp.where(side == 0, u > zone, u >= -zone), u, 0.0)
 
 
 def _elementwise(f):
     """A loss summed over the (masked) output units."""
-    return lambda y, t, m: jnp.sum(jnp.where(m, f(y, t), 0.0), axis=-1)
+    return lambda y, t, m, zone, side: jnp.sum(jnp.where(m, f(y, t, zone, side), 0.0), axis=-1)
 
 
-def _softmax_ce(y, t, m):
+def _softmax_ce(y, t, m, zone, side):
     z = jnp.where(m, y, -jnp.inf)
     zmax = lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
     lse = zmax[..., 0] + jnp.log(jnp.sum(jnp.exp(z - zmax), axis=-1))
@@ -57,43 +79,95 @@ def _softmax_ce(y, t, m):
 
 
 _LOSS_FNS = {
-    "mse": _elementwise(lambda y, t: 0.5 * (t - y) ** 2),
-    "l1": _elementwise(lambda y, t: jnp.abs(t - y)),
-    "logistic": _elementwise(lambda y, t: A.softplus(-t * y)),
-    "perceptron": _elementwise(lambda y, t: jnp.where(-t * y > 0, -t * y, 0.0)),
-    "hinge": _elementwise(lambda y, t: jnp.where(1 - t * y > 0, 1 - t * y, 0.0)),
-    "bce": _elementwise(lambda y, t: A.softplus((1 - 2 * t) * y)),
+    "mse": _elementwise(lambda y, t, z, s: 0.5 * (t - y) ** 2),
+    "l1": _elementwise(lambda y, t, z, s: _hinge_at(y - t, z, s) + _hinge_at(t - y, z, 1 - s)),
+    "logistic": _elementwise(lambda y, t, z, s: A.softplus(-t * y)),
+    "perceptron": _elementwise(lambda y, t, z, s: _hinge_at(-t * y, z, s)),
+    "hinge": _elementwise(lambda y, t, z, s: _hinge_at(1 - t * y, z, s)),
+    "bce": _elementwise(lambda y, t, z, s: A.softplus((1 - 2 * t) * y)),
     "softmax_ce": _softmax_ce,
 }
 assert list(_LOSS_FNS) == list(LOSSES)
+# The argument whose sign is the loss's kink pattern (None: smooth).
+_LOSS_KINK_ARG = [None, lambda y, t: y - t, None, lambda y, t: -t * y, lambda y, t: 1 - t * y, None, None]
+_KINK_ACT_BRANCH = (1, 5)  # relu-like and elu branches carry a kink at 0
 
 
-def _cost(Wp, bp, eps, X, Y, meta):
-    """The padded network's cost. Wp (D, K, H, H), bp (D, K, H), eps (D, N, K, H) is added to
-    the pre-activations so that dC/d eps gives the deltas dC/dz."""
-    acts, alphas, is_maxout, piece_mask, active, out_mask, smask, loss_code, l2, n = meta
-    h = X
+def _select_piece(z, piece_mask, zone, side):
+    """Maxout: the winning piece's value, the gradient going to the first (side 0) or last
+    (side 1) of the pieces tied within the kink zone; also returns the winner index (the unit's
+    activation pattern) and whether there is a tie."""
+    zm = jnp.where(piece_mask[None, :, None], z, -jnp.inf)
+    is_max = zm >= jnp.max(zm, axis=1, keepdims=True) - zone
+    order = jnp.where(side == 0, jnp.cumsum(is_max, axis=1), jnp.cumsum(is_max[:, ::-1], axis=1)[:, ::-1])
+    chosen = is_max & (order == 1)
+    return jnp.sum(jnp.where(chosen, z, 0.0), axis=1), jnp.argmax(chosen, axis=1), jnp.sum(is_max, axis=1) > 1
+
+
+def _forward(Wp, bp, eps, X, Y, meta, side):
+    """The padded network's cost and its activation pattern (which side of every kink each
+    unit, maxout group and loss term is on), how many units sit on a kink, and the output
+    layer's pre-activations. Layers run under `lax.scan`, so one compiled body serves every
+    depth in the bucket (a layer past the network's depth passes h through unchanged)."""
+    acts, alphas, is_maxout, piece_mask, unit_mask, active, out_mask, smask, loss_code, l2, n, zone_c = meta
     branches = _act_branches()
-    for j in range(Wp.shape[0]):
-        z = jnp.einsum("nw,kvw->nkv", h, Wp[j]) + bp[j][None] + eps[j]
-        dense = lax.switch(acts[j], branches, z[:, 0, :], alphas[j])
-        pieces = jnp.where(piece_mask[j][None, :, None], z, -jnp.inf).max(axis=1)
-        h_new = jnp.where(is_maxout[j], pieces, dense)
-        h = jnp.where(active[j], h_new, h)
-    per_sample = lax.switch(loss_code, list(_LOSS_FNS.values()), h, Y, out_mask[None, :])
-    return jnp.sum(jnp.where(smask, per_sample, 0.0)) / n + 0.5 * l2 * jnp.sum(Wp * Wp)
+    live = smask[:, None]
+
+    def layer(carry, xs):
+        h, z_out, zabs_out = carry
+        W, b, e, act, alpha, maxout, pmask, umask, on = xs
+        z = jnp.einsum("nw,kvw->nkv", h, W) + b[None] + e
+        zd = z[:, 0, :]
+        # the kink zone: within the forward rounding error of z, a unit may be on either side
+        zabs = lax.stop_gradient(jnp.einsum("nw,kvw->nkv", jnp.abs(h), jnp.abs(W)) + jnp.abs(b)[None])
+        zone = zone_c * zabs
+        dense = lax.switch(act, branches, zd, alpha, zone[:, 0, :], side)
+        pieces, winner, tie = _select_piece(z, pmask, zone, side)
+        kinked = (act == _KINK_ACT_BRANCH[0]) | ((act == _KINK_ACT_BRANCH[1]) & (alpha != 1.0))
+        mask = live & umask[None, :] & on
+        pat = jnp.where(maxout, winner, jnp.where(kinked, (zd > 0).astype(winner.dtype), 0))
+        at = jnp.where(maxout, tie, kinked & (jnp.abs(zd) <= zone[:, 0, :]))
+        h_new = jnp.where(on, jnp.where(maxout, pieces, dense), h)
+        zmax = jnp.where(maxout, jnp.max(jnp.where(pmask[None, :, None], z, -jnp.inf), axis=1), zd)
+        carry = (h_new, jnp.where(on, zmax, z_out), jnp.where(on, jnp.max(zabs, axis=1), zabs_out))
+        return carry, (jnp.where(mask, pat, 0), jnp.sum(mask & at))
+
+    zeros = jnp.zeros_like(X)
+    (h, z_out, zabs_out), (patterns, on_kink) = lax.scan(
+        layer, (X, zeros, zeros), (Wp, bp, eps, acts, alphas, is_maxout, piece_mask, unit_mask, active))
+    loss_zone = zone_c * (zabs_out + jnp.abs(Y) + 1.0)
+    per_sample = lax.switch(loss_code, list(_LOSS_FNS.values()), h, Y, out_mask[None, :], loss_zone, side)
+    kink_arg = lax.switch(loss_code, [(lambda y, t: jnp.ones_like(y)) if f is None else f
+                                      for f in _LOSS_KINK_ARG], h, Y)
+    lmask = live & out_mask[None, :]
+    loss_pattern = jnp.where(lmask, (kink_arg > 0).astype(patterns.dtype), 0)
+    on_kink = jnp.sum(on_kink) + jnp.sum(lmask & (jnp.abs(kink_arg) <= loss_zone))
+    cost = jnp.sum(jnp.where(smask, per_sample, 0.0)) / n + 0.5 * l2 * jnp.sum(Wp * Wp)
+    return cost, ((patterns, loss_pattern), on_kink, z_out)
 
 
-_value_and_grad = jax.jit(jax.value_and_grad(_cost, argnums=(0, 1, 2)))
+def _crossed(pattern, base):
+    return jnp.any(pattern[0] != base[0]) | jnp.any(pattern[1] != base[1])
+
+
+def _cost_aux(Wp, bp, eps, X, Y, meta, side):
+    cost, (_, on_kink, z_out) = _forward(Wp, bp, eps, X, Y, meta, side)
+    return cost, (on_kink, z_out)
+
+
+_value_and_grad = jax.jit(jax.value_and_grad(_cost_aux, argnums=(0, 1, 2), has_aux=True))
 
 
 def _perturbed_costs(Wp, bp, eps, X, Y, meta, idx, values):
-    """Costs with one flat padded-parameter entry set to a new value, for each (idx, value)."""
+    """Costs with one flat padded-parameter entry set to a new value, for each (idx, value),
+    and whether that perturbation moved any unit across a kink (a changed activation pattern)."""
     nW = Wp.size
+    _, (base, _, _) = _forward(Wp, bp, eps, X, Y, meta, 0)
 
     def one(i, v):
         theta = jnp.concatenate([Wp.ravel(), bp.ravel()]).at[i].set(v)
-        return _cost(theta[:nW].reshape(Wp.shape), theta[nW:].reshape(bp.shape), eps, X, Y, meta)
+        cost, (pat, _, _) = _forward(theta[:nW].reshape(Wp.shape), theta[nW:].reshape(bp.shape), eps, X, Y, meta, 0)
+        return cost, _crossed(pat, base)
     return jax.vmap(one)(idx, values)
 
 
@@ -101,17 +175,29 @@ _perturbed = jax.jit(_perturbed_costs)
 
 
 def _direction_costs(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
-    return jax.vmap(lambda t: _cost(Wp + t * VW, bp + t * Vb, eps, X, Y, meta))(ts)
+    _, (base, _, _) = _forward(Wp, bp, eps, X, Y, meta, 0)
+
+    def one(t):
+        cost, (pat, _, _) = _forward(Wp + t * VW, bp + t * Vb, eps, X, Y, meta, 0)
+        return cost, _crossed(pat, base)
+    return jax.vmap(one)(ts)
 
 
 _directional = jax.jit(_direction_costs)
 
 
-def _up(n: int, lo: int) -> int:
-    """Round up to a power of two, at least lo."""
+def kink_zone_factor(spec: NetworkSpec, n: int) -> float:
+    """c * u of the implementation's dtype: a unit with |z| <= c u (|W| |h| + |b|) is within the
+    forward rounding error of its kink, and a correct implementation may put it on either side."""
+    from reference.rounding import rounding_factor, unit_roundoff
+    return rounding_factor(spec, n) * unit_roundoff(spec.dtype)
+
+
+def _up(n: int, lo: int, factor: int = 2) -> int:
+    """Round up to lo * factor^k."""
     b = lo
     while b < n:
-        b *= 2
+        b *= factor
     return b
 
 
@@ -125,8 +211,9 @@ class Bucket:
 
 def bucket_of(spec: NetworkSpec, n: int) -> Bucket:
     width = max([spec.n_in] + [l.width for l in spec.layers])
-    return Bucket(depth=spec.depth, width=_up(width, 4), batch=_up(n, 8),
-                  pieces=_up(max(l.pieces for l in spec.layers), 1))
+    pieces = max(l.pieces for l in spec.layers)
+    return Bucket(depth=_up(spec.depth, 2), width=_up(width, 16), batch=_up(n, 32),
+                  pieces=1 if pieces == 1 else _up(pieces, 4))
 
 
 _seen_buckets: set = set()
@@ -168,20 +255,25 @@ class Packed:
         self._layout = [(j, l.pieces, l.width) for j, l in enumerate(spec.layers)]
         Xp, Yp = np.zeros((Nb, H)), np.zeros((Nb, H))
         Xp[:self.n, :spec.n_in], Yp[:self.n, :spec.n_out] = X, Y
-        piece_mask = np.zeros((D, K), bool)
+        piece_mask, unit_mask = np.zeros((D, K), bool), np.zeros((D, H), bool)
         for j, l in enumerate(spec.layers):
             piece_mask[j, :l.pieces] = True
+            unit_mask[j, :l.width] = True
+        def pad(values, dtype):  # per-layer values, padded to the bucket's depth
+            return np.concatenate([np.asarray(values, dtype), np.zeros(D - spec.depth, dtype)])
         self.meta = (
-            np.array([_ACT_BRANCH[l.activation] for l in spec.layers], np.int32),
-            np.array([l.param for l in spec.layers], np.float64),
-            np.array([l.activation == "maxout" for l in spec.layers]),
+            pad([_ACT_BRANCH[l.activation] for l in spec.layers], np.int32),
+            pad([l.param for l in spec.layers], np.float64),
+            pad([l.activation == "maxout" for l in spec.layers], bool),
             piece_mask,
-            np.ones(D, bool),
+            unit_mask,
+            np.arange(D) < spec.depth,
             np.arange(H) < spec.n_out,
             np.arange(Nb) < self.n,
             np.int32(_LOSS_BRANCH[spec.loss]),
             np.float64(spec.l2),
             np.float64(self.n),
+            np.float64(kink_zone_factor(spec, self.n)),
         )
         self.Wp, self.bp, self.X, self.Y = Wp, bp, Xp, Yp
         self.eps = np.zeros((D, Nb, K, H))
@@ -189,11 +281,6 @@ class Packed:
 
     def args(self):
         return self.Wp, self.bp, self.eps, self.X, self.Y, self.meta
-
-    def unpack_grads(self, gW, gb) -> list:
-        flat = np.concatenate([np.asarray(gW).ravel(), np.asarray(gb).ravel()])[self.index]
-        from reference.spec import unflatten
-        return unflatten(self.spec, flat)
 
     def unpack_deltas(self, geps) -> list:
         geps = np.asarray(geps)
@@ -204,49 +291,74 @@ class Packed:
         return out
 
 
+def pack(spec: NetworkSpec, params, X, Y) -> Packed:
+    """Lay out (params, X, Y) in float64 in the spec's bucket."""
+    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
+    return Packed(spec, params, np.asarray(X, np.float64), np.asarray(Y, np.float64))
+
+
 @dataclass
 class ReferenceResult:
     cost: float
     grads: list       # [(gW, gb)] in the shared conventions, float64
     deltas: list      # [dC/dz^j (N, rows_j)], the batch mean included
     flat: np.ndarray  # grads flattened in spec.flatten order
+    on_kink: int = 0  # units / loss terms sitting exactly on a kink
+    output_sensitivity: float = 0.0  # sum |y dC/dy| over outputs: scale of the cost's rounding error
+    flat_other_side: np.ndarray | None = None   # the gradient with the other one-sided convention
+    deltas_other_side: list | None = None
+
+
+def _grad_at(p: Packed, side: int):
+    (cost, (on_kink, z_out)), (gW, gb, geps) = _value_and_grad(*p.args(), np.int32(side))
+    flat = np.concatenate([np.asarray(gW).ravel(), np.asarray(gb).ravel()])[p.index]
+    deltas = p.unpack_deltas(geps)
+    # sum |z dC/dz| over the output pre-activations: how much the cost moves under a relative
+    # perturbation of the outputs, the scale of its rounding error (reference.fd.cost_rounding)
+    out = p.spec.layers[-1]
+    z = np.asarray(z_out)[:p.n, :out.width]
+    d = deltas[-1] if out.pieces == 1 else deltas[-1].reshape(p.n, out.width, out.pieces).sum(2)
+    return float(cost), int(on_kink), float(np.sum(np.abs(z * d))), flat, deltas
 
 
 def gradients(spec: NetworkSpec, params, X, Y) -> ReferenceResult:
     """Cost, gradients and deltas of `spec`'s cost at (params, X, Y), in float64."""
-    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
-    p = Packed(spec, params, np.asarray(X, np.float64), np.asarray(Y, np.float64))
-    cost, (gW, gb, geps) = _value_and_grad(*p.args())
-    grads = p.unpack_grads(gW, gb)
-    flat = np.concatenate([np.concatenate([g.ravel(), c.ravel()]) for g, c in grads])
-    return ReferenceResult(float(cost), grads, p.unpack_deltas(geps), flat)
+    p = pack(spec, params, X, Y)
+    cost, on_kink, sens, flat, deltas = _grad_at(p, 0)
+    res = ReferenceResult(cost, unflatten(spec, flat), deltas, flat, on_kink, output_sensitivity=sens)
+    if on_kink:
+        _, _, _, res.flat_other_side, res.deltas_other_side = _grad_at(p, 1)
+    return res
 
 
-def perturbed_costs(packed: Packed, idx, values) -> np.ndarray:
-    """Costs with user-flat parameter idx[i] set to values[i], all evaluated in a batch."""
+def perturbed_costs(packed: Packed, idx, values) -> tuple[np.ndarray, np.ndarray]:
+    """Costs with user-flat parameter idx[i] set to values[i], all evaluated in a batch, and
+    for each whether the perturbation moved a unit across a kink."""
     idx = np.asarray(idx)
     values = np.asarray(values, np.float64)
     pidx = packed.index[idx]
-    out = np.empty(len(idx))
+    out, crossed = np.empty(len(idx)), np.empty(len(idx), bool)
     for s in range(0, len(idx), FD_CHUNK):
         i, v = pidx[s:s + FD_CHUNK], values[s:s + FD_CHUNK]
-        pad = FD_CHUNK - len(i)
-        if pad:  # pad with no-op perturbations so every call has the compiled shape
+        size = _up(len(i), 16, 4)  # chunk sizes 16, 64, 256: few compiles, little padding
+        pad = size - len(i)
+        if pad:  # pad with no-op perturbations so every call has a compiled shape
             i = np.concatenate([i, np.full(pad, pidx[0])])
             v = np.concatenate([v, np.full(pad, packed.theta[idx[0]])])
-        out[s:s + FD_CHUNK] = np.asarray(_perturbed(*packed.args(), i, v))[:FD_CHUNK - pad]
-    return out
+        c, k = _perturbed(*packed.args(), i, v)
+        n = size - pad
+        out[s:s + n], crossed[s:s + n] = np.asarray(c)[:n], np.asarray(k)[:n]
+    return out, crossed
 
 
-def direction_costs(packed: Packed, direction, ts) -> np.ndarray:
-    """Costs at theta + t * direction for each t (direction in user flat order)."""
+def direction_costs(packed: Packed, direction, ts) -> tuple[np.ndarray, np.ndarray]:
+    """Costs at theta + t * direction for each t (direction in user flat order), and whether
+    each point is across a kink from theta."""
     V = np.zeros(packed.Wp.size + packed.bp.size)
     V[packed.index] = direction
     VW, Vb = V[:packed.Wp.size].reshape(packed.Wp.shape), V[packed.Wp.size:].reshape(packed.bp.shape)
     ts = np.asarray(ts, np.float64)
-    return np.asarray(_directional(*packed.args(), VW, Vb, ts))
+    c, k = _directional(*packed.args(), VW, Vb, ts)
+    return np.asarray(c), np.asarray(k)
 
 
-def pack(spec: NetworkSpec, params, X, Y) -> Packed:
-    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
-    return Packed(spec, params, np.asarray(X, np.float64), np.asarray(Y, np.float64))

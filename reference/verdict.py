@@ -41,6 +41,7 @@ class Verdict:
     bound: float | None = None       # the bound applied to the worst entry
     worst: Entry | None = None
     worst_values: tuple | None = None  # (implementation value, reference value) at the worst entry
+    worst_error: float | None = None   # relative error at the worst entry (the one nearest its bound)
     n_entries: int = 0
     n_kinks: int = 0                 # entries reported as non-differentiable points
     n_undecided: int = 0             # entries the checker could not decide (e.g. slide checker at w = 0)
@@ -60,14 +61,12 @@ class Verdict:
             return f"{head}: {self.message}"
         parts = [head]
         if self.max_error is not None:
-            parts.append(f"max rel err {self.max_error:.3g}")
-        if self.bound is not None:
-            parts.append(f"bound {self.bound:.3g}")
-        if self.worst is not None and self.status != PASSED:
+            parts.append(f"max rel err {_fmt(self.max_error)}")
+        if self.worst is not None and self.worst_error is not None and self.bound is not None:
             vals = ""
-            if self.worst_values is not None:
+            if self.worst_values is not None and self.status != PASSED:
                 vals = " (impl {:.17g} vs ref {:.17g})".format(*self.worst_values)
-            parts.append(f"worst at {self.worst}{vals}")
+            parts.append(f"worst {self.worst}: rel err {_fmt(self.worst_error)} vs bound {_fmt(self.bound)}{vals}")
         if self.n_kinks:
             parts.append(f"{self.n_kinks} kink entries")
         if self.n_undecided:
@@ -91,7 +90,7 @@ class Verdict:
         d["worst"] = None if self.worst is None else {
             "layer": self.worst.layer, "param": self.worst.param, "index": list(self.worst.index)}
         d["worst_values"] = None if self.worst_values is None else [_num(v) for v in self.worst_values]
-        for k in ("max_error", "median_error", "bound"):
+        for k in ("max_error", "median_error", "bound", "worst_error"):
             d[k] = _num(d[k])
         d["extra"] = _jsonable(self.extra)
         return d
@@ -106,6 +105,10 @@ class Verdict:
             d["worst_values"] = tuple(d["worst_values"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _fmt(v) -> str:
+    return v if isinstance(v, str) else f"{v:.3g}"
 
 
 def _num(v):

@@ -1,0 +1,320 @@
+"""The gradient checks: an implementation on one case, against both references, under the error
+model. Pure functions of (implementation, case) -> Verdict; pytest and Hypothesis call them.
+
+    vs_jax              cost and every gradient entry against JAX autodiff
+    vs_fd               against central differences of the reference cost (all parameters)
+    richardson          against Richardson-extrapolated central differences
+    slide_fd            the course slides' checker, faithfully (weights only)
+    directional         vᵀ∇C against a 1-d central difference along a random v (fast mode)
+    intermediates       per-layer deltas dC/dz against JAX's (where the implementation exposes them)
+    reference_agreement JAX against finite differences: the references agree with each other,
+                        else the harness is wrong (reported as reference_mismatch, not a failure)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from properties import errormodel
+from reference import fd, jax_ref
+from reference.compare import compare, entry_of
+from reference.spec import NetworkSpec, flatten
+from reference.verdict import ERROR, NOT_CHECKABLE, REFERENCE_MISMATCH, Entry, Verdict
+
+GRADIENT_CHECKS = ("vs_jax", "vs_fd", "richardson", "slide_fd", "directional", "intermediates",
+                   "reference_agreement")
+SLIDE_EPS = 1e-6
+
+
+@dataclass
+class Case:
+    """A network spec, its parameters and a batch (in the spec's dtype)."""
+    spec: NetworkSpec
+    params: list
+    X: np.ndarray
+    Y: np.ndarray
+    label: str = ""
+    direction_seed: int = 0
+
+    @classmethod
+    def make(cls, spec: NetworkSpec, params, X, Y, label: str = "", direction_seed: int = 0) -> "Case":
+        dt = np.dtype(spec.dtype)
+        return cls(spec, [(np.asarray(W, dt), np.asarray(b, dt)) for W, b in params],
+                   np.asarray(X, dt), np.asarray(Y, dt), label, direction_seed)
+
+    def describe(self) -> str:
+        return (self.label + ": " if self.label else "") + f"{self.spec.describe()}, N={self.X.shape[0]}"
+
+    def reproducer(self, impl_ref: str, check: str) -> str:
+        """Python lines that rebuild this case and rerun the check (printed with failures)."""
+        np.set_printoptions(precision=17, threshold=1 << 30, linewidth=1 << 30)
+        try:
+            arr = lambda a: f"np.array({a.tolist()!r}, dtype=np.{a.dtype})"  # noqa: E731
+            params = ", ".join(f"({arr(W)}, {arr(b)})" for W, b in self.params)
+            return "\n".join([
+                "import numpy as np",
+                "from reference.spec import NetworkSpec, Layer",
+                "from properties.checks import Case, reproduce",
+                f"spec = {self.spec.repr_code()}",
+                f"params = [{params}]",
+                f"X = {arr(self.X)}",
+                f"Y = {arr(self.Y)}",
+                f"print(reproduce({impl_ref!r}, {check!r}, Case.make(spec, params, X, Y, "
+                f"direction_seed={self.direction_seed})).explain())",
+            ])
+        finally:
+            np.set_printoptions()
+
+
+class PluginCallError(Exception):
+    """The implementation raised or returned something unusable: an error, not a wrong gradient."""
+
+
+class Context:
+    """Everything the checks of one (implementation, case) share, computed on first use."""
+
+    def __init__(self, impl, case: Case, impl_ref: str | None = None):
+        self.impl, self.case, self.spec = impl, case, case.spec
+        self.impl_ref = impl_ref or getattr(impl, "spec_string", None) or "builtin"
+
+    @cached_property
+    def ref(self) -> jax_ref.ReferenceResult:
+        return jax_ref.gradients(self.spec, self.case.params, self.case.X, self.case.Y)
+
+    @cached_property
+    def packed(self) -> jax_ref.Packed:
+        return jax_ref.pack(self.spec, self.case.params, self.case.X, self.case.Y)
+
+    @cached_property
+    def impl_result(self):
+        """(cost, flat gradient) of the implementation, validated; PluginCallError if unusable."""
+        c = self.case
+        try:
+            out = self.impl.gradients(c.spec, [(W.copy(), b.copy()) for W, b in c.params], c.X.copy(), c.Y.copy())
+        except Exception as e:  # the plug-in's fault, whatever it raised
+            raise PluginCallError(f"gradients() raised {type(e).__name__}: {e}") from e
+        cost, grads = _validated(c.spec, out)
+        return float(cost), flatten(grads).astype(np.float64)
+
+    @cached_property
+    def tolerances(self):
+        tol_impl, A, dtol_impl = errormodel.gradient_tolerance(self.spec, self.case.params, self.case.X,
+                                                               self.case.Y, self.spec.dtype)
+        if self.spec.dtype == "float64":
+            tol_ref, dtol_ref = tol_impl, dtol_impl
+        else:
+            tol_ref, _, dtol_ref = errormodel.gradient_tolerance(self.spec, self.case.params, self.case.X,
+                                                                 self.case.Y, "float64")
+        return tol_impl, tol_ref, A, dtol_impl, dtol_ref
+
+    @cached_property
+    def cost_error(self) -> float:
+        return fd.cost_rounding(self.ref.cost, self.ref.output_sensitivity, self.spec.depth)
+
+    def costs(self, idx, values):
+        return jax_ref.perturbed_costs(self.packed, idx, values)
+
+    @cached_property
+    def scale(self) -> float:
+        """Step scale for parameters near zero: the RMS parameter magnitude, at least 1e-3."""
+        th = self.packed.theta
+        return max(float(np.sqrt(np.mean(th * th))) if th.size else 1.0, 1e-3)
+
+    @cached_property
+    def central(self) -> fd.FDResult:
+        """Central differences of the reference cost, compared with JAX (reference agreement)."""
+        tol_ref = self.tolerances[1]
+        return fd.central_checker(self.costs, self.spec, self.packed.theta, self.ref.flat, self.cost_error,
+                                  scale=self.scale, analytic_error=tol_ref, check="reference_agreement",
+                                  fail_status=REFERENCE_MISMATCH)
+
+    @cached_property
+    def kink_entries(self) -> np.ndarray:
+        """Entries whose gradient depends on which one-sided derivative is taken at a unit
+        sitting exactly on a kink (seed 004's XOR sits on the ReLU kink)."""
+        if not self.ref.on_kink:
+            return np.zeros(self.ref.flat.shape, bool)
+        return self.ref.flat != self.ref.flat_other_side
+
+    def verdict_fields(self, check: str) -> dict:
+        return dict(implementation=getattr(self.impl, "name", str(self.impl)),
+                    reproducer=self.case.reproducer(self.impl_ref, check))
+
+
+# --- the checks --------------------------------------------------------------------------
+
+def _cost_and_params_entry(spec, i):
+    return Entry(0, "cost", ()) if i == 0 else entry_of(spec, i - 1)
+
+
+def check_vs_jax(ctx: Context) -> Verdict:
+    cost, g = ctx.impl_result
+    tol_impl, tol_ref, *_ = ctx.tolerances
+    ctol = errormodel.cost_tolerance(ctx.spec, ctx.ref.cost, ctx.ref.output_sensitivity, ctx.case.X.shape[0])
+    ctol += errormodel.cost_tolerance(ctx.spec, ctx.ref.cost, ctx.ref.output_sensitivity, ctx.case.X.shape[0],
+                                      "float64")
+    a = np.concatenate([[cost], g])
+    b = np.concatenate([[ctx.ref.cost], ctx.ref.flat])
+    tol = np.concatenate([[ctol], tol_impl + tol_ref])
+    kinks = np.concatenate([[False], ctx.kink_entries])
+    return compare("vs_jax", ctx.spec, a, b, _relative(tol, a, b), kinks=kinks,
+                   entry=_cost_and_params_entry, **ctx.verdict_fields("vs_jax"))
+
+
+def check_vs_fd(ctx: Context) -> Verdict:
+    _, g = ctx.impl_result
+    c = ctx.central
+    tol = c.error_estimate + ctx.tolerances[0]
+    return compare("vs_fd", ctx.spec, g, c.numerical, _relative(tol, g, c.numerical),
+                   kinks=c.kinks | ctx.kink_entries, **ctx.verdict_fields("vs_fd"))
+
+
+def check_richardson(ctx: Context) -> Verdict:
+    _, g = ctx.impl_result
+    r = fd.richardson_checker(ctx.costs, ctx.spec, ctx.packed.theta, g, ctx.cost_error, scale=ctx.scale,
+                              analytic_error=ctx.tolerances[0], **ctx.verdict_fields("richardson"))
+    v = r.verdict
+    if ctx.kink_entries.any():
+        v = compare("richardson", ctx.spec, g, r.numerical, _relative(r.error_estimate + ctx.tolerances[0], g,
+                    r.numerical), kinks=r.kinks | ctx.kink_entries, **ctx.verdict_fields("richardson"))
+    return v
+
+
+def check_slide(ctx: Context, eps: float = SLIDE_EPS) -> Verdict:
+    """The slides' checker with δ per weight from the error model: its step is h = ε|ω|, so its
+    truncation is the central checker's scaled by (ε|ω| / h_central)², its rounding e_C / (ε|ω|)."""
+    _, g = ctx.impl_result
+    theta, c = ctx.packed.theta, ctx.central
+    h = fd.default_step(theta, ctx.scale)
+    trunc = (c.error_estimate - 1.5 * ctx.cost_error / h) * (eps * np.abs(theta) / h) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):  # ω = 0: the slides' step is zero
+        est = np.abs(trunc) + ctx.cost_error / (eps * np.abs(theta)) + ctx.tolerances[0]
+    wm = fd.weight_mask(ctx.spec)
+    # per-weight δ = est / (|A| + |G|) needs A: approximate |A| + |G| by 2|G| plus the estimate
+    delta = (est / np.maximum(2 * np.abs(g) + est, 1e-300))[wm]
+    r = fd.slide_checker(ctx.costs, ctx.spec, theta, g, wm, eps=eps, delta=delta, **ctx.verdict_fields("slide_fd"))
+    v = r.verdict
+    if ctx.kink_entries.any():
+        kinks = (r.kinks | ctx.kink_entries)[wm]
+        v = compare("slide_fd", ctx.spec, np.where(r.undecided[wm], 0, r.numerical[wm]), g[wm], delta,
+                    kinks=kinks, undecided=r.undecided[wm], entry=lambda s, i: entry_of(s, np.flatnonzero(wm)[i]),
+                    **ctx.verdict_fields("slide_fd"))
+    return v
+
+
+def check_directional(ctx: Context) -> Verdict:
+    _, g = ctx.impl_result
+    rng = np.random.default_rng(ctx.case.direction_seed)
+    v = rng.standard_normal(g.size)
+    v /= np.linalg.norm(v)
+    analytic = float(np.abs(v) @ ctx.tolerances[0])
+    *_, verdict = fd.directional_check(lambda ts: jax_ref.direction_costs(ctx.packed, v, ts), ctx.packed.theta, g, v,
+                                       ctx.cost_error, scale=ctx.scale, analytic_error=analytic, spec=ctx.spec,
+                                       **ctx.verdict_fields("directional"))
+    if ctx.kink_entries.any():
+        verdict.n_kinks, verdict.status = int(ctx.kink_entries.sum()), NOT_CHECKABLE
+        verdict.message = "the network sits exactly on a kink: the directional derivative is one-sided"
+    return verdict
+
+
+def check_intermediates(ctx: Context) -> Verdict:
+    f = ctx.verdict_fields("intermediates")
+    if not getattr(ctx.impl, "capabilities", None) or not ctx.impl.capabilities.intermediates:
+        return Verdict("intermediates", NOT_CHECKABLE, spec=ctx.spec.to_dict(), case=ctx.spec.describe(),
+                       message="the implementation does not expose per-layer intermediates", **f)
+    c = ctx.case
+    try:
+        inter = ctx.impl.intermediates(c.spec, [(W.copy(), b.copy()) for W, b in c.params], c.X.copy(), c.Y.copy())
+        deltas = [np.asarray(d, np.float64) for d in inter.deltas]
+        shapes_ok = len(deltas) == ctx.spec.depth and all(
+            d.shape == r.shape for d, r in zip(deltas, ctx.ref.deltas))
+    except Exception as e:
+        return Verdict("intermediates", ERROR, spec=ctx.spec.to_dict(), case=ctx.spec.describe(),
+                       message=f"intermediates() raised {type(e).__name__}: {e}", **f)
+    if not shapes_ok:
+        return Verdict("intermediates", ERROR, spec=ctx.spec.to_dict(), case=ctx.spec.describe(),
+                       message="intermediates() deltas have the wrong number of layers or shapes", **f)
+    _, _, _, dtol_impl, dtol_ref = ctx.tolerances
+    a = np.concatenate([d.ravel() for d in deltas])
+    b = np.concatenate([d.ravel() for d in ctx.ref.deltas])
+    tol = np.concatenate([(x + y).ravel() for x, y in zip(dtol_impl, dtol_ref)])
+    kinks = np.zeros(a.shape, bool)
+    if ctx.ref.on_kink:
+        kinks = b != np.concatenate([d.ravel() for d in ctx.ref.deltas_other_side])
+    layout = [(j + 1, d.shape) for j, d in enumerate(ctx.ref.deltas)]
+
+    def entry(spec, i):
+        for layer, shape in layout:
+            size = shape[0] * shape[1]
+            if i < size:
+                return Entry(layer, "delta", tuple(int(x) for x in np.unravel_index(i, shape)))
+            i -= size
+        raise IndexError(i)
+    return compare("intermediates", ctx.spec, a, b, _relative(tol, a, b), kinks=kinks, entry=entry, **f)
+
+
+def check_reference_agreement(ctx: Context) -> Verdict:
+    v = ctx.central.verdict
+    v.implementation, v.reproducer = "reference", ctx.case.reproducer(ctx.impl_ref, "reference_agreement")
+    return v
+
+
+CHECKS = {
+    "vs_jax": check_vs_jax, "vs_fd": check_vs_fd, "richardson": check_richardson, "slide_fd": check_slide,
+    "directional": check_directional, "intermediates": check_intermediates,
+    "reference_agreement": check_reference_agreement,
+}
+
+
+def _validated(spec: NetworkSpec, out):
+    """The (cost, grads) a plug-in returned, or PluginCallError saying what is wrong with it."""
+    from reference.spec import SpecError, check_params
+    try:
+        cost, grads = out
+    except (TypeError, ValueError):
+        raise PluginCallError(f"gradients() returned {type(out).__name__}, expected a (cost, grads) pair") from None
+    if not np.ndim(cost) == 0 or not np.isfinite(np.asarray(cost, dtype=np.float64)):
+        raise PluginCallError(f"gradients() returned cost {cost!r}, expected a finite scalar")
+    try:
+        grads = check_params(spec, grads, who="grads")
+    except SpecError as e:
+        raise PluginCallError(f"gradients() returned bad {e}") from None
+    for j, (gW, gb) in enumerate(grads, start=1):
+        for name, arr in (("W", gW), ("b", gb)):
+            if arr.dtype != np.dtype(spec.dtype):
+                raise PluginCallError(f"gradients() returned layer {j} {name} as {arr.dtype}, declared {spec.dtype}")
+            if not np.all(np.isfinite(arr)):
+                raise PluginCallError(f"gradients() returned NaN or inf in layer {j} {name}")
+    return cost, grads
+
+
+def _relative(tol, a, b):
+    return np.asarray(tol) / np.maximum(np.abs(a) + np.abs(b), 1e-300)
+
+
+def run_check(ctx: Context, check: str) -> Verdict:
+    """One check on one context; a plug-in that raises or returns junk gives an error verdict."""
+    t0 = time.perf_counter()
+    try:
+        v = CHECKS[check](ctx)
+    except PluginCallError as e:
+        v = Verdict(check, ERROR, implementation=getattr(ctx.impl, "name", "?"), spec=ctx.spec.to_dict(),
+                    case=ctx.spec.describe(), message=str(e),
+                    reproducer=ctx.case.reproducer(ctx.impl_ref, check))
+    v.case = ctx.case.describe()
+    v.seconds = time.perf_counter() - t0
+    return v
+
+
+def run_checks(impl, case: Case, checks=GRADIENT_CHECKS, impl_ref: str | None = None) -> list[Verdict]:
+    ctx = Context(impl, case, impl_ref)
+    return [run_check(ctx, c) for c in checks]
+
+
+def reproduce(impl_ref: str, check: str, case: Case) -> Verdict:
+    """Rerun one check on one case for an implementation named as on the command line."""
+    from implementations.registry import load
+    return run_check(Context(load(impl_ref), case, impl_ref), check)

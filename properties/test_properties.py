@@ -1,0 +1,70 @@
+"""The property suite: Hypothesis draws networks, parameters and batches inside what the
+implementation declares, and each property compares it with a reference under the error model.
+
+A failure prints the worst entry (layer, W or b, index), both values, the error and the bound,
+and a reproducer: a few lines of Python that rebuild the case and rerun the check."""
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+from hypothesis.control import current_build_context
+
+from properties.checks import Context, run_check
+from properties.strategies import cases, cases_for
+from reference.verdict import NOT_CHECKABLE, Verdict
+
+
+def _check(impl, impl_spec, record, data, check):
+    case = data.draw(cases_for(impl.capabilities), label="case")
+    v = run_check(Context(impl, case, impl_spec), check)
+    final = current_build_context().is_final
+    if v.ok or final:  # shrinking's intermediate failures are not results
+        record(v)
+    assert v.ok, v.explain()
+
+
+@given(data=st.data())
+def test_cost_and_gradients_vs_jax(impl, impl_spec, record, data):
+    _check(impl, impl_spec, record, data, "vs_jax")
+
+
+@given(data=st.data())
+def test_gradients_vs_central_differences(impl, impl_spec, record, data):
+    _check(impl, impl_spec, record, data, "vs_fd")
+
+
+@given(data=st.data())
+def test_gradients_vs_richardson(impl, impl_spec, record, data):
+    _check(impl, impl_spec, record, data, "richardson")
+
+
+@given(data=st.data())
+def test_weights_vs_slide_checker(impl, impl_spec, record, data):
+    _check(impl, impl_spec, record, data, "slide_fd")
+
+
+@given(data=st.data())
+def test_directional_derivative(impl, impl_spec, record, data):
+    _check(impl, impl_spec, record, data, "directional")
+
+
+def test_intermediates_declared(impl, record):
+    if not impl.capabilities.intermediates:
+        record(Verdict("intermediates", NOT_CHECKABLE, implementation=impl.name,
+                       message="the implementation does not expose per-layer intermediates"))
+
+
+@given(data=st.data())
+def test_layer_deltas_vs_jax(impl, impl_spec, record, data):
+    if not impl.capabilities.intermediates:
+        return  # reported once by test_intermediates_declared
+    _check(impl, impl_spec, record, data, "intermediates")
+
+
+@given(case=cases(dtypes=("float64", "float32")))
+def test_references_agree(record, case):
+    """JAX against finite differences, no implementation involved: if this fails the harness
+    is wrong, and it is reported as reference_mismatch, not as an implementation's failure."""
+    v = run_check(Context(None, case, "builtin"), "reference_agreement")
+    if v.ok or current_build_context().is_final:
+        record(v)
+    assert v.ok, v.explain()

@@ -1,0 +1,188 @@
+"""Finite-difference gradient checkers: small pure functions of a batched cost evaluator.
+
+Every checker takes `costs(idx, values) -> (C, crossed)`: the cost with flat parameter idx[i] set
+to values[i], for all i at once, and whether that perturbation moved a unit across a kink
+(`reference.jax_ref.perturbed_costs` gives one; any callable of that shape works). They return
+an `FDResult`: per-entry numerical gradients, relative errors against the analytic gradient,
+and a Verdict.
+
+Error model of a central difference D(h) = (C(θ+h) - C(θ-h)) / 2h (float64 cost):
+    truncation  ≈ h² |C'''| / 6                (estimated from D(h) - D(2h) = 3 * truncation(h))
+    rounding    ≤ e_C / h                      (e_C: error of one cost evaluation, `cost_rounding`)
+The step minimizing their sum is h ~ (3 e_C / |C'''|)^(1/3) ~ u^(1/3) times the cost's scale in
+that parameter, which is where `default_step` puts it: h = u^(1/3) * max(|θ_i|, scale).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from reference.compare import compare
+from reference.spec import NetworkSpec
+from reference.verdict import Verdict
+
+U64 = np.finfo(np.float64).eps / 2          # unit roundoff of the float64 cost
+TRUNCATION_SAFETY = 4.0                      # the h² law is asymptotic: cover the next terms
+
+
+@dataclass
+class FDResult:
+    numerical: np.ndarray      # per-entry numerical gradient
+    rel_error: np.ndarray      # per-entry |A - G| / max(|A| + |G|, floor)
+    error_estimate: np.ndarray | None  # per-entry absolute error estimate of `numerical`
+    kinks: np.ndarray          # entries whose stencil crosses a kink
+    undecided: np.ndarray      # entries the checker cannot decide
+    verdict: Verdict
+
+
+def cost_rounding(cost: float, output_sensitivity: float, depth: int) -> float:
+    """e_C, a bound on the float64 error of one cost evaluation: each of the depth + 2 stages
+    (layers, loss, mean) contributes a few roundings relative to the magnitudes flowing through;
+    a relative error r in the outputs moves C by r * sum|y dC/dy| (the output sensitivity)."""
+    return U64 * (4 * depth + 8) * (abs(cost) + output_sensitivity)
+
+
+def default_step(theta: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Absolute step per entry: u^(1/3) times the parameter's magnitude (at least `scale`)."""
+    return np.cbrt(U64) * np.maximum(np.abs(theta), scale)
+
+
+def _steps(theta, h):
+    """Actual representable steps: (θ + h) - θ is exact, so divide by that, not by h."""
+    plus, minus = theta + h, theta - h
+    return plus, minus, plus - theta, theta - minus
+
+
+def central_differences(costs: Callable, theta: np.ndarray, steps: list, idx=None):
+    """D(h) per entry for each step array h in `steps`, all cost evaluations (2 per entry and
+    step) in one batched call, and whether any stencil of an entry crossed a kink."""
+    idx = np.arange(theta.size) if idx is None else np.asarray(idx)
+    t = theta[idx]
+    pts, dens = [], []
+    for h in steps:
+        h = np.broadcast_to(h, theta.shape)[idx]
+        plus, minus = t + h, t - h
+        pts += [plus, minus]
+        dens.append((plus - t) + (t - minus))  # the representable step, not h
+    c, crossed = costs(np.tile(idx, 2 * len(steps)), np.concatenate(pts))
+    n = idx.size
+    c, crossed = c.reshape(-1, n), crossed.reshape(-1, n)
+    Ds = [(c[2 * k] - c[2 * k + 1]) / dens[k] for k in range(len(steps))]
+    return Ds, crossed.any(axis=0)
+
+
+def central_difference(costs: Callable, theta: np.ndarray, h, idx=None):
+    """D(h) per entry and whether its stencil crossed a kink (2 cost evaluations per entry)."""
+    (D,), crossed = central_differences(costs, theta, [h], idx)
+    return D, crossed
+
+
+def central_checker(costs, spec: NetworkSpec | None, theta, grad, cost_error: float, *,
+                    scale: float = 1.0, floor: float = 0.0, analytic_error=0.0, check: str = "vs_fd",
+                    **fields) -> FDResult:
+    """Central differences over all parameters (weights and biases) at h = default_step, with a
+    per-entry error estimate truncation + rounding; an entry passes if
+    |D - G| <= estimate + analytic_error (the analytic gradient's own error bound)."""
+    theta, grad = np.asarray(theta, np.float64), np.asarray(grad, np.float64)
+    h = default_step(theta, scale)
+    (D, D2), crossed = central_differences(costs, theta, [h, 2 * h])
+    trunc = TRUNCATION_SAFETY * np.abs(D - D2) / 3
+    est = trunc + 1.5 * cost_error / h          # D(2h)'s noise leaks into trunc: counted there
+    return _verdict(check, spec, D, grad, est, analytic_error, floor, crossed, None, fields)
+
+
+def richardson_checker(costs, spec: NetworkSpec | None, theta, grad, cost_error: float, *,
+                       scale: float = 1.0, floor: float = 0.0, analytic_error=0.0,
+                       check: str = "richardson", **fields) -> FDResult:
+    """Richardson extrapolation R = (4 D(h/2) - D(h)) / 3, error O(h⁴), at h = u^(1/5) * scale
+    (its optimal step). Error estimate per entry: |R - D(h/2)| (the error of the cruder D(h/2),
+    which bounds R's when the expansion converges) plus R's rounding, (4*2 + 1)/3 e_C / h."""
+    theta, grad = np.asarray(theta, np.float64), np.asarray(grad, np.float64)
+    h = U64 ** 0.2 * np.maximum(np.abs(theta), scale)
+    (Dh, Dh2), crossed = central_differences(costs, theta, [h, h / 2])
+    R = (4 * Dh2 - Dh) / 3
+    est = np.abs(R - Dh2) + 3 * cost_error / h
+    return _verdict(check, spec, R, grad, est, analytic_error, floor, crossed, None, fields)
+
+
+def slide_checker(costs, spec: NetworkSpec | None, theta, grad, weight_mask, *, eps: float = 1e-6,
+                  delta: float = 1e-6, check: str = "slide_fd", **fields) -> FDResult:
+    """The course slides' checker, faithfully (seed 000, "Bonus: verifying that gradients are
+    correctly computed"): for every *weight* ω, C± at ω(1 ± ε), A = (C⁺ - C⁻) / (2εω), and
+    assert |A - G| / (|A| + |G|) <= δ. Biases are not checked (the slides loop over Ω only).
+
+    Where it cannot decide, it says so per entry instead of dividing by zero or passing
+    silently: ω = 0 (the perturbation is zero, A = 0/0) and A = G = 0 (0/0 in the verdict)."""
+    theta, grad = np.asarray(theta, np.float64), np.asarray(grad, np.float64)
+    widx = np.flatnonzero(weight_mask)
+    w = theta[widx]
+    c, crossed = costs(np.concatenate([widx, widx]), np.concatenate([w * (1 + eps), w * (1 - eps)]))
+    m = widx.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        A = (c[:m] - c[m:]) / (2 * eps * w)
+    G = grad[widx]
+    undecided = (w == 0) | ((A == 0) & (G == 0))
+    A = np.where(w == 0, np.nan, A)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(A - G) / (np.abs(A) + np.abs(G))
+    v = compare(check, spec, np.where(undecided, 0, A), G, delta, 0.0, kinks=crossed[:m] | crossed[m:],
+                undecided=undecided, entry=lambda s, i: _entry(s, widx[i]), **fields)
+    if v.n_undecided:
+        v.message = (v.message + "; " if v.message else "") + (
+            f"{v.n_undecided} weight(s) undecided (ω = 0 or A = G = 0: the slide formula divides by zero)")
+    full = np.full(theta.size, np.nan)
+    full[widx] = A
+    rel_full = np.full(theta.size, np.nan)
+    rel_full[widx] = rel
+    return FDResult(full, rel_full, None, _scatter(crossed[:m] | crossed[m:], widx, theta.size),
+                    _scatter(undecided, widx, theta.size), v)
+
+
+def directional_check(dcosts, theta, grad, direction, cost_error: float, *, scale: float = 1.0,
+                      analytic_error: float = 0.0, check: str = "directional", spec=None, **fields):
+    """vᵀ∇C against a one-dimensional central difference along v (fast mode: 4 cost evaluations
+    whatever the number of parameters). `dcosts(ts) -> (C, crossed)` evaluates C(θ + t v).
+    Returns (numerical, analytic, estimate, crossed, Verdict)."""
+    v = np.asarray(direction, np.float64)
+    h = np.cbrt(U64) * max(scale, float(np.max(np.abs(theta))) if theta.size else 1.0) / max(np.linalg.norm(v), 1e-300)
+    c, crossed = dcosts(np.array([h, -h, 2 * h, -2 * h]))
+    D, D2 = (c[0] - c[1]) / (2 * h), (c[2] - c[3]) / (4 * h)
+    est = TRUNCATION_SAFETY * abs(D - D2) / 3 + 1.5 * cost_error / h
+    G = float(np.dot(v, grad))
+    tol = est + analytic_error
+    denom = max(abs(D) + abs(G), 1e-300)
+    verdict = compare(check, spec, [G], [D], tol / denom, kinks=[bool(crossed.any())],
+                      entry=lambda s, i: _dir_entry(), **fields)
+    return D, G, est, bool(crossed.any()), verdict
+
+
+def _verdict(check, spec, D, grad, est, analytic_error, floor, crossed, undecided, fields) -> FDResult:
+    tol = est + analytic_error
+    rel = np.abs(D - grad) / np.maximum(np.abs(D) + np.abs(grad), max(floor, 1e-300))
+    bound = tol / np.maximum(np.abs(D) + np.abs(grad), max(floor, 1e-300))
+    v = compare(check, spec, grad, D, bound, floor, kinks=crossed, undecided=undecided, **fields)
+    return FDResult(D, rel, est, crossed, np.zeros(D.shape, bool) if undecided is None else undecided, v)
+
+
+def _entry(spec, i):
+    from reference.compare import entry_of
+    return entry_of(spec, int(i))
+
+
+def _dir_entry():
+    from reference.verdict import Entry
+    return Entry(0, "direction", (0,))
+
+
+def _scatter(vals, idx, n):
+    out = np.zeros(n, bool)
+    out[idx] = vals
+    return out
+
+
+def weight_mask(spec: NetworkSpec) -> np.ndarray:
+    """True at the flat positions of weights (not biases)."""
+    return np.concatenate([np.concatenate([np.ones(w[0] * w[1], bool), np.zeros(b[0], bool)])
+                           for w, b in spec.shapes()])
