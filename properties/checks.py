@@ -185,23 +185,26 @@ def check_richardson(ctx: Context) -> Verdict:
 
 def check_slide(ctx: Context, eps: float = SLIDE_EPS) -> Verdict:
     """The slides' checker with δ per weight from the error model: its step is h = ε|ω|, so its
-    truncation is the central checker's scaled by (ε|ω| / h_central)², its rounding e_C / (ε|ω|)."""
+    truncation is the central checker's scaled by (ε|ω| / h_central)², its rounding e_C / (ε|ω|).
+    Where that expected error is as large as the derivative itself (δ >= 1/2), the slides'
+    checker cannot resolve the entry at its step: undecided, with the reason, never failed."""
     _, g = ctx.impl_result
     theta, c = ctx.packed.theta, ctx.central
     h = fd.default_step(theta, ctx.scale)
     trunc = (c.error_estimate - 1.5 * ctx.cost_error / h) * (eps * np.abs(theta) / h) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):  # ω = 0: the slides' step is zero
         est = np.abs(trunc) + ctx.cost_error / (eps * np.abs(theta)) + ctx.tolerances[0]
+        delta = est / np.maximum(2 * np.abs(g) + est, 1e-300)   # |A| + |G| ≈ 2|G| + est
     wm = fd.weight_mask(ctx.spec)
-    # per-weight δ = est / (|A| + |G|) needs A: approximate |A| + |G| by 2|G| plus the estimate
-    delta = (est / np.maximum(2 * np.abs(g) + est, 1e-300))[wm]
-    r = fd.slide_checker(ctx.costs, ctx.spec, theta, g, wm, eps=eps, delta=delta, **ctx.verdict_fields("slide_fd"))
+    delta = np.nan_to_num(delta[wm], nan=1.0)
+    r = fd.slide_checker(ctx.costs, ctx.spec, theta, g, wm, eps=eps, delta=delta, unresolved=delta >= 0.5,
+                         **ctx.verdict_fields("slide_fd"))
     v = r.verdict
     if ctx.kink_entries.any():
         kinks = (r.kinks | ctx.kink_entries)[wm]
         v = compare("slide_fd", ctx.spec, np.where(r.undecided[wm], 0, r.numerical[wm]), g[wm], delta,
                     kinks=kinks, undecided=r.undecided[wm], entry=lambda s, i: entry_of(s, np.flatnonzero(wm)[i]),
-                    **ctx.verdict_fields("slide_fd"))
+                    message=v.message, **ctx.verdict_fields("slide_fd"))
     return v
 
 

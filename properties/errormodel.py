@@ -11,7 +11,11 @@ correct implementation in a dtype with unit roundoff u is bounded, to first orde
   an entry that is a sum of large terms cancelling to a small value carries their rounding
   error, not its own size's. c = 4 (L + 2) + 2 log2(N H) counts a few roundings per stage plus
   the summation depth over the batch and the widths.
-* S_i is what saturation and the forward pass add. A correct implementation may compute tanh'
+* an underflow term c N tiny (tiny: the dtype's smallest normal number), since a float32
+  implementation flushes to zero what float64 still resolves (e.g. σ(-100)).
+* S_i is what saturation and the forward pass add. The outputs carry a forward error up to
+  c u Zabs (Zabs = |W| |h| + |b| of the output layer), which the loss's curvature turns into an
+  error of dloss/dy (1 for mse, σσ' for logistic/bce, 2p for softmax, 0 where piecewise linear). A correct implementation may compute tanh'
   as 1 - h² and sigmoid' as h (1 - h) from the *output*; near saturation that has an absolute
   error of up to ~3u in f' however small f' is. We charge 4u · |incoming| for every tanh/sigmoid
   unit, propagated down with |W|, |f'|. A smooth f' computed from z inherits the forward error
@@ -54,6 +58,23 @@ def _loss_terms(loss: str, y, t):
     raise ValueError(loss)
 
 
+def _loss_curvature(loss: str, y, t):
+    """|d(dloss/dy)/dy| per output (row sums of its absolute Jacobian for softmax): how an
+    absolute error in y becomes an error in dloss/dy."""
+    if loss == "mse":
+        return np.ones_like(y)
+    if loss == "logistic":
+        return sigmoid(t * y) * sigmoid(-t * y) * t * t
+    if loss == "bce":
+        s = 1 - 2 * t
+        return sigmoid(s * y) * sigmoid(-s * y)
+    if loss == "softmax_ce":
+        m = y.max(axis=1, keepdims=True)
+        p = np.exp(y - m)
+        return 2 * p / p.sum(1, keepdims=True)
+    return np.zeros_like(y)  # piecewise linear: l1, perceptron, hinge
+
+
 def gradient_tolerance(spec: NetworkSpec, params, X, Y, dtype=None):
     """(tol, A, delta_tol): per-entry absolute error bound of a correct implementation computing
     in `dtype` (default: the spec's) and the absolute-value gradient A, both flat in
@@ -70,7 +91,11 @@ def gradient_tolerance(spec: NetworkSpec, params, X, Y, dtype=None):
         h, d = _maxout(z, layer.pieces) if layer.activation == "maxout" else _activation(layer.activation, layer.param, z)
         hs.append(h), ds.append(d)
     M = _loss_terms(spec.loss, hs[-1], Y) / N          # |incoming| at the output
-    E = np.zeros_like(M)                                # absolute error of the incoming
+    z_out = zabs[-1]
+    if spec.layers[-1].activation == "maxout":
+        z_out = z_out.reshape(N, -1, spec.layers[-1].pieces).max(axis=2)
+    # absolute error of the incoming: the outputs' forward error c u Zabs through the loss's curvature
+    E = _loss_curvature(spec.loss, hs[-1], Y) * c * u * z_out / N
     A_parts, S_parts, delta_tol = [None] * spec.depth, [None] * spec.depth, [None] * spec.depth
     for k in reversed(range(spec.depth)):
         layer, (W, _) = spec.layers[k], params[k]
@@ -93,9 +118,14 @@ def gradient_tolerance(spec: NetworkSpec, params, X, Y, dtype=None):
         M, E = delta_abs @ np.abs(W), delta_err @ np.abs(W)
     A = np.concatenate([np.concatenate([a.ravel(), b.ravel()]) for a, b in A_parts])
     S = np.concatenate([np.concatenate([a.ravel(), b.ravel()]) for a, b in S_parts])
-    return c * u * A + S, A, delta_tol
+    # underflow: every product and sum may flush to zero below the dtype's smallest normal
+    tiny = c * np.finfo(np.dtype(dtype or spec.dtype)).tiny * N
+    return c * u * A + S + tiny, A, [d + tiny for d in delta_tol]
 
 
 def cost_tolerance(spec: NetworkSpec, cost_abs: float, output_sensitivity: float, n: int, dtype=None) -> float:
-    """Absolute error bound of a correct implementation's cost: c u (|C| + Σ|y dC/dy|)."""
-    return rounding_factor(spec, n) * unit_roundoff(dtype or spec.dtype) * (abs(cost_abs) + output_sensitivity)
+    """Absolute error bound of a correct implementation's cost: c u (|C| + Σ|y dC/dy|), plus the
+    dtype's underflow level (a float32 cost of 1e-232 is 0)."""
+    dt = np.dtype(dtype or spec.dtype)
+    c = rounding_factor(spec, n)
+    return c * unit_roundoff(dt) * (abs(cost_abs) + output_sensitivity) + c * np.finfo(dt).tiny

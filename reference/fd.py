@@ -108,13 +108,15 @@ def richardson_checker(costs, spec: NetworkSpec | None, theta, grad, cost_error:
 
 
 def slide_checker(costs, spec: NetworkSpec | None, theta, grad, weight_mask, *, eps: float = 1e-6,
-                  delta: float = 1e-6, check: str = "slide_fd", **fields) -> FDResult:
+                  delta=1e-6, unresolved=None, check: str = "slide_fd", **fields) -> FDResult:
     """The course slides' checker, faithfully (seed 000, "Bonus: verifying that gradients are
     correctly computed"): for every *weight* ω, C± at ω(1 ± ε), A = (C⁺ - C⁻) / (2εω), and
     assert |A - G| / (|A| + |G|) <= δ. Biases are not checked (the slides loop over Ω only).
 
     Where it cannot decide, it says so per entry instead of dividing by zero or passing
-    silently: ω = 0 (the perturbation is zero, A = 0/0) and A = G = 0 (0/0 in the verdict)."""
+    silently: ω = 0 (the perturbation is zero, A = 0/0) and A = G = 0 (0/0 in the verdict).
+    `unresolved` (per weight, optional) marks entries the caller's error model says the step
+    ε|ω| cannot resolve (expected error as large as the derivative): undecided too."""
     theta, grad = np.asarray(theta, np.float64), np.asarray(grad, np.float64)
     widx = np.flatnonzero(weight_mask)
     w = theta[widx]
@@ -124,14 +126,20 @@ def slide_checker(costs, spec: NetworkSpec | None, theta, grad, weight_mask, *, 
         A = (c[:m] - c[m:]) / (2 * eps * w)
     G = grad[widx]
     undecided = (w == 0) | ((A == 0) & (G == 0))
+    n_unresolved = 0
+    if unresolved is not None:
+        n_unresolved = int((unresolved & ~undecided).sum())
+        undecided = undecided | unresolved
     A = np.where(w == 0, np.nan, A)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(A - G) / (np.abs(A) + np.abs(G))
     v = compare(check, spec, np.where(undecided, 0, A), G, delta, 0.0, kinks=crossed[:m] | crossed[m:],
                 undecided=undecided, entry=lambda s, i: _entry(s, widx[i]), **fields)
     if v.n_undecided:
-        v.message = (v.message + "; " if v.message else "") + (
-            f"{v.n_undecided} weight(s) undecided (ω = 0 or A = G = 0: the slide formula divides by zero)")
+        why = [f"{v.n_undecided - n_unresolved} with ω = 0 or A = G = 0 (the slide formula divides by zero)"]
+        if n_unresolved:
+            why.append(f"{n_unresolved} whose step ε|ω| is too small to resolve the derivative")
+        v.message = (v.message + "; " if v.message else "") + "undecided weights: " + ", ".join(why)
     full = np.full(theta.size, np.nan)
     full[widx] = A
     rel_full = np.full(theta.size, np.nan)
