@@ -49,6 +49,7 @@ def pytest_configure(config):
     config._backcheck_started = time.time()
     if not config.getoption("hypothesis_profile", None):
         profiles.load_default()  # "ci" when $CI is set, else "dev"
+    profiles.import_all()
 
 
 def pytest_generate_tests(metafunc):

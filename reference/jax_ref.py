@@ -67,15 +67,22 @@ def _hinge_at(u, zone, side):
 
 
 def _elementwise(f):
-    """A loss summed over the (masked) output units."""
-    return lambda y, t, m, zone, side: jnp.sum(jnp.where(m, f(y, t, zone, side), 0.0), axis=-1)
+    """A loss summed over the (masked) output units, and the magnitude its rounding error is
+    relative to (these forms are stable, so the loss itself)."""
+    def loss(y, t, m, zone, side):
+        v = jnp.sum(jnp.where(m, f(y, t, zone, side), 0.0), axis=-1)
+        return v, v
+    return loss
 
 
 def _softmax_ce(y, t, m, zone, side):
     z = jnp.where(m, y, -jnp.inf)
     zmax = lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
     lse = zmax[..., 0] + jnp.log(jnp.sum(jnp.exp(z - zmax), axis=-1))
-    return lse * jnp.sum(t, axis=-1) - jnp.sum(jnp.where(m, t * y, 0.0), axis=-1)
+    ty = jnp.sum(jnp.where(m, t * y, 0.0), axis=-1)
+    # lse - t.y cancels when the right class wins by a margin: the error is relative to both
+    magnitude = lax.stop_gradient(jnp.abs(lse) * jnp.sum(t, axis=-1) + jnp.sum(jnp.where(m, jnp.abs(t * y), 0.0), axis=-1))
+    return lse * jnp.sum(t, axis=-1) - ty, magnitude
 
 
 _LOSS_FNS = {
@@ -136,14 +143,16 @@ def _forward(Wp, bp, eps, X, Y, meta, side):
     (h, z_out, zabs_out), (patterns, on_kink) = lax.scan(
         layer, (X, zeros, zeros), (Wp, bp, eps, acts, alphas, is_maxout, piece_mask, unit_mask, active))
     loss_zone = zone_c * (zabs_out + jnp.abs(Y) + 1.0)
-    per_sample = lax.switch(loss_code, list(_LOSS_FNS.values()), h, Y, out_mask[None, :], loss_zone, side)
+    per_sample, magnitude = lax.switch(loss_code, list(_LOSS_FNS.values()), h, Y, out_mask[None, :], loss_zone, side)
     kink_arg = lax.switch(loss_code, [(lambda y, t: jnp.ones_like(y)) if f is None else f
                                       for f in _LOSS_KINK_ARG], h, Y)
     lmask = live & out_mask[None, :]
     loss_pattern = jnp.where(lmask, (kink_arg > 0).astype(patterns.dtype), 0)
     on_kink = jnp.sum(on_kink) + jnp.sum(lmask & (jnp.abs(kink_arg) <= loss_zone))
-    cost = jnp.sum(jnp.where(smask, per_sample, 0.0)) / n + 0.5 * l2 * jnp.sum(Wp * Wp)
-    return cost, ((patterns, loss_pattern), on_kink, z_out)
+    reg = 0.5 * l2 * jnp.sum(Wp * Wp)
+    cost = jnp.sum(jnp.where(smask, per_sample, 0.0)) / n + reg
+    cost_abs = lax.stop_gradient(jnp.sum(jnp.where(smask, magnitude, 0.0)) / n + reg)
+    return cost, ((patterns, loss_pattern), on_kink, (z_out, cost_abs))
 
 
 def _crossed(pattern, base):
@@ -304,13 +313,14 @@ class ReferenceResult:
     deltas: list      # [dC/dz^j (N, rows_j)], the batch mean included
     flat: np.ndarray  # grads flattened in spec.flatten order
     on_kink: int = 0  # units / loss terms sitting exactly on a kink
-    output_sensitivity: float = 0.0  # sum |y dC/dy| over outputs: scale of the cost's rounding error
+    output_sensitivity: float = 0.0  # Σ|z dC/dz| over outputs (+ the loss's internal cancellation):
+    # with |cost|, the scale of the cost's rounding error
     flat_other_side: np.ndarray | None = None   # the gradient with the other one-sided convention
     deltas_other_side: list | None = None
 
 
 def _grad_at(p: Packed, side: int):
-    (cost, (on_kink, z_out)), (gW, gb, geps) = _value_and_grad(*p.args(), np.int32(side))
+    (cost, (on_kink, (z_out, cost_abs))), (gW, gb, geps) = _value_and_grad(*p.args(), np.int32(side))
     flat = np.concatenate([np.asarray(gW).ravel(), np.asarray(gb).ravel()])[p.index]
     deltas = p.unpack_deltas(geps)
     # sum |z dC/dz| over the output pre-activations: how much the cost moves under a relative
@@ -318,7 +328,7 @@ def _grad_at(p: Packed, side: int):
     out = p.spec.layers[-1]
     z = np.asarray(z_out)[:p.n, :out.width]
     d = deltas[-1] if out.pieces == 1 else deltas[-1].reshape(p.n, out.width, out.pieces).sum(2)
-    return float(cost), int(on_kink), float(np.sum(np.abs(z * d))), flat, deltas
+    return float(cost), int(on_kink), float(np.sum(np.abs(z * d))) + float(cost_abs) - abs(float(cost)), flat, deltas
 
 
 def gradients(spec: NetworkSpec, params, X, Y) -> ReferenceResult:

@@ -1,0 +1,101 @@
+"""The finite-difference checkers: the slides' one (faithful, with its holes reported), the
+central and Richardson ones with their error estimates, and kink detection."""
+import numpy as np
+import pytest
+
+from implementations.numpy_mlp import builtin
+from properties.checks import Case, Context, run_check
+from reference import fd, jax_ref
+from reference.spec import Layer, NetworkSpec, flatten, init_params, mlp, random_batch
+
+
+def setup(spec, seed=0, n=5):
+    rng = np.random.default_rng(seed)
+    p = init_params(spec, rng)
+    X, Y = random_batch(spec, rng, n)
+    return p, X, Y, jax_ref.pack(spec, p, X, Y), jax_ref.gradients(spec, p, X, Y)
+
+
+def costs_of(packed):
+    return lambda idx, vals: jax_ref.perturbed_costs(packed, idx, vals)
+
+
+def test_slide_checker_is_faithful_and_reports_what_it_cannot_decide():
+    spec = mlp(3, [4, 1], ["tanh", "identity"], "mse")
+    p, X, Y, pk, ref = setup(spec)
+    p[0][0][1, 2] = 0.0                      # a zero weight: ω(1 ± ε) = ω, A = 0/0
+    pk, ref = jax_ref.pack(spec, p, X, Y), jax_ref.gradients(spec, p, X, Y)
+    wm = fd.weight_mask(spec)
+    r = fd.slide_checker(costs_of(pk), spec, pk.theta, ref.flat, wm, eps=1e-6, delta=1e-6)
+    zero = 1 * 3 + 2                          # flat index of W1[1, 2] (W1 is 4x3)
+    assert r.undecided[zero] and np.isnan(r.numerical[zero])
+    assert r.verdict.n_undecided == 1 and "divides by zero" in r.verdict.message
+    assert not np.any(r.undecided[~wm]) and np.all(np.isnan(r.numerical[~wm]))  # biases never checked
+    assert r.verdict.status == "passed", r.verdict.summary()
+    # the slides' formula by hand for one weight
+    i = 0
+    w = pk.theta[i]
+    cp, _ = costs_of(pk)(np.array([i, i]), np.array([w * (1 + 1e-6), w * (1 - 1e-6)]))
+    assert r.numerical[i] == (cp[0] - cp[1]) / (2 * 1e-6 * w)
+
+
+def test_slide_checker_fails_a_wrong_gradient():
+    spec = mlp(3, [4, 1], ["tanh", "identity"], "mse")
+    p, X, Y, pk, ref = setup(spec)
+    wrong = ref.flat.copy()
+    wrong[3] *= 1.01
+    r = fd.slide_checker(costs_of(pk), spec, pk.theta, wrong, fd.weight_mask(spec), delta=1e-6)
+    assert r.verdict.status == "failed" and str(r.verdict.worst) == "layer 1 W[1,0]"
+
+
+def test_slide_checker_undecided_when_gradient_and_estimate_are_zero():
+    spec = NetworkSpec(1, (Layer(1, "relu"), Layer(1, "identity")), "mse")
+    p = [(np.array([[1.0]]), np.array([-5.0])), (np.array([[2.0]]), np.array([0.0]))]
+    X, Y = np.array([[1.0]]), np.array([[2.0]])   # the ReLU unit is off: C± equal, A = G = 0 (0/0)
+    pk = jax_ref.pack(spec, p, X, Y)
+    ref = jax_ref.gradients(spec, p, X, Y)
+    r = fd.slide_checker(costs_of(pk), spec, pk.theta, ref.flat, fd.weight_mask(spec))
+    assert r.verdict.status == "not_checkable" and r.verdict.n_undecided == 2
+
+
+def test_central_and_richardson_error_estimates_cover_their_actual_error():
+    spec = mlp(4, [5, 3, 2], ["tanh", "sigmoid", "identity"], "mse")
+    p, X, Y, pk, ref = setup(spec, seed=3)
+    e_C = fd.cost_rounding(ref.cost, ref.output_sensitivity, spec.depth)
+    c = fd.central_checker(costs_of(pk), spec, pk.theta, ref.flat, e_C)
+    r = fd.richardson_checker(costs_of(pk), spec, pk.theta, ref.flat, e_C)
+    for res in (c, r):
+        assert res.verdict.status == "passed", res.verdict.summary()
+        assert np.all(np.abs(res.numerical - ref.flat) <= res.error_estimate)
+    # Richardson is the more accurate of the two on a smooth network
+    assert np.median(np.abs(r.numerical - ref.flat)) < np.median(np.abs(c.numerical - ref.flat))
+
+
+def test_central_checker_names_the_wrong_entry():
+    spec = mlp(4, [5, 3, 2], ["tanh", "sigmoid", "identity"], "mse")
+    p, X, Y, pk, ref = setup(spec, seed=3)
+    wrong = ref.flat.copy()
+    wrong[-1] += 1e-4                         # layer 3 b[1]
+    e_C = fd.cost_rounding(ref.cost, ref.output_sensitivity, spec.depth)
+    v = fd.central_checker(costs_of(pk), spec, pk.theta, wrong, e_C).verdict
+    assert v.status == "failed" and str(v.worst) == "layer 3 b[1]"
+
+
+def test_kink_inside_the_stencil_is_detected_not_failed():
+    """A ReLU unit whose pre-activation is within the FD step of 0: the perturbation crosses the
+    kink, and the entry is reported as a non-differentiable point."""
+    spec = NetworkSpec(1, (Layer(1, "relu"), Layer(1, "identity")), "mse")
+    p = [(np.array([[1.0]]), np.array([-1.0 + 1e-9])), (np.array([[2.0]]), np.array([0.0]))]
+    X, Y = np.array([[1.0]]), np.array([[3.0]])   # z = 1e-9 > 0, but z ± h crosses 0
+    case = Case.make(spec, p, X, Y)
+    v = run_check(Context(builtin, case), "vs_fd")
+    assert v.ok and v.n_kinks >= 1, v.summary()
+
+
+def test_reference_agreement_reports_a_broken_reference_as_a_harness_problem():
+    spec = mlp(3, [4, 1], ["tanh", "identity"], "mse")
+    p, X, Y, _, _ = setup(spec)
+    ctx = Context(builtin, Case.make(spec, p, X, Y))
+    ctx.ref.flat[2] *= 1.001                  # as if JAX's gradient were wrong
+    v = run_check(ctx, "reference_agreement")
+    assert v.status == "reference_mismatch" and v.implementation == "reference"
