@@ -56,13 +56,16 @@ def _softplus_jvp(primals, tangents):
 
 @jax.custom_jvp
 def elu_negative(z, a):
-    """a (exp(z) - 1) for z <= 0. JAX differentiates expm1 as expm1(z) + 1, which cancels
-    catastrophically for z << 0 (relative error ~u e^{-z}); the derivative is a exp(z) directly."""
-    return a * jnp.expm1(z)
+    """a (exp(z) - 1), the negative branch of elu (z clamped to <= 0 inside, so the unused branch
+    never overflows). JAX differentiates expm1 as expm1(z) + 1, which cancels catastrophically
+    for z << 0 (relative error ~u e^{-z}); and clamping outside with jnp.minimum would halve the
+    derivative at z = 0 (JAX splits a tie). The derivative is a exp(min(z, 0)), directly."""
+    return a * jnp.expm1(jnp.minimum(z, 0.0))
 
 
 @elu_negative.defjvp
 def _elu_negative_jvp(primals, tangents):
     (z, a), (tz, ta) = primals, tangents
-    e = jnp.expm1(z)
-    return a * e, a * jnp.exp(z) * tz + e * ta
+    zn = jnp.minimum(z, 0.0)
+    e = jnp.expm1(zn)
+    return a * e, a * jnp.exp(zn) * tz + e * ta

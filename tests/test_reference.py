@@ -41,13 +41,19 @@ def test_reference_derivatives_accurate_where_units_saturate(name):
     ours must match 50-digit values to a few ulps up to |z| = 30."""
     import jax
     fn = {"tanh": A.tanh, "sigmoid": A.sigmoid, "softplus": A.softplus,
-          "elu": lambda z: jax.numpy.where(z > 0, z, A.elu_negative(jax.numpy.minimum(z, 0.0), 1.0))}[name]
+          "elu": lambda z: jax.numpy.where(z > 0, z, A.elu_negative(z, 1.0))}[name]
     d = jax.vmap(jax.grad(fn))(np.array(Z))
     _, d_np = npm.activation(name, 1.0, np.array(Z))
     for z, got, got_np in zip(Z, np.asarray(d), d_np):
         want = EXACT_DERIVATIVES[name](z)
         assert got == pytest.approx(want, rel=8e-16, abs=0), (name, z, "jax reference")
         assert got_np == pytest.approx(want, rel=8e-16, abs=0), (name, z, "numpy implementation")
+
+
+def test_elu_derivative_at_zero_is_not_split():
+    """jnp.minimum splits the derivative at a tie: elu'(0) must be alpha (the left side), not alpha/2."""
+    import jax
+    assert float(jax.grad(lambda z: A.elu_negative(z, 0.7))(0.0)) == 0.7
 
 
 def test_default_jax_tanh_rule_is_the_trap_we_avoid():

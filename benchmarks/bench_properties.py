@@ -1,0 +1,128 @@
+"""Property-suite throughput: verified examples per second per core on small nets, for each
+gradient property (all its checks: the implementation, the JAX reference, finite differences
+and the error model), against the naive design measured in the same run (a fresh `jax.jit`
+per example for the reference and the finite differences); and the pytest-xdist speed-up of
+the property suite with 2 workers against 1.
+
+    python benchmarks/bench_properties.py [--examples 400] [--naive 8] [--no-xdist]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("BACKCHECK_JAX_CACHE", "off")  # every compile real, ours and the baseline's
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+
+from implementations.numpy_mlp import builtin
+from properties.checks import Context, run_check
+from properties.strategies import cases
+from reference import activations as A, fd
+from reference.spec import flatten
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = dict(max_hidden=2, max_width=4, max_in=4, batch=st.integers(1, 8))
+PROPERTIES = ("vs_jax", "vs_fd", "richardson", "slide_fd", "directional", "intermediates")
+
+
+def run_property(check: str, n: int, seed: int = 0) -> float:
+    """Examples per second of one property over n Hypothesis examples (generation included)."""
+    count = [0]
+
+    @settings(max_examples=n, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases(**SMALL))
+    def prop(case):
+        v = run_check(Context(builtin, case), check)
+        assert v.ok, v.explain()
+        count[0] += 1
+
+    t0 = time.perf_counter()
+    prop()
+    return count[0] / (time.perf_counter() - t0)
+
+
+def naive_example(case) -> None:
+    """The naive design: compile the cost for this example's architecture, then gradient and
+    central differences (perturbations vmapped) — the work of a `vs_fd` example."""
+    spec = case.spec
+    acts = {"identity": lambda z: z, "tanh": A.tanh, "sigmoid": A.sigmoid, "softplus": A.softplus}
+
+    def cost(theta, X, Y):
+        h, i = X, 0
+        for layer, ((no, ni), (nb,)) in zip(spec.layers, spec.shapes()):
+            W, b = theta[i:i + no * ni].reshape(no, ni), theta[i + no * ni:i + no * ni + nb]
+            i += no * ni + nb
+            h = acts.get(layer.activation, lambda z: jnp.where(z > 0, z, layer.param * z))(h @ W.T + b)
+        return jnp.mean(0.5 * jnp.sum((Y - h) ** 2, axis=1)) if spec.loss == "mse" else jnp.mean(jnp.sum(h, axis=1))
+    theta = flatten(case.params)
+    grad = jax.jit(jax.value_and_grad(cost))
+    perturbed = jax.jit(jax.vmap(cost, in_axes=(0, None, None)))
+    h = fd.default_step(theta)
+    eye = np.eye(theta.size) * h
+    jax.block_until_ready(grad(theta, case.X, case.Y))
+    jax.block_until_ready(perturbed(np.concatenate([theta + eye, theta - eye]), case.X, case.Y))
+
+
+def naive_rate(n: int) -> float:
+    examples = []
+
+    @settings(max_examples=n, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases(**SMALL))
+    def collect(case):
+        examples.append(case)
+    collect()
+    t0 = time.perf_counter()
+    for case in examples:
+        builtin.gradients(case.spec, case.params, case.X, case.Y)
+        naive_example(case)
+    return len(examples) / (time.perf_counter() - t0)
+
+
+def xdist_speedup(examples: int) -> tuple[float, float]:
+    env = {**os.environ, "CI": "true", "BACKCHECK_PROFILE": "ci"}
+    base = [sys.executable, "-m", "pytest", str(ROOT / "properties" / "test_properties.py"), "-q", "-p",
+            "no:cacheprovider", "--no-isolation", f"--hypothesis-profile=bench{examples}", "-p", "benchmarks.xdist_profile"]
+    times = []
+    for workers in ("1", "2"):
+        t0 = time.perf_counter()
+        subprocess.run(base + ["-n", workers], cwd=ROOT, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return times[0], times[1]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--examples", type=int, default=400, help="examples per property")
+    ap.add_argument("--naive", type=int, default=8, help="examples for the naive baseline")
+    ap.add_argument("--xdist-examples", type=int, default=150, help="examples per property in the xdist runs")
+    ap.add_argument("--no-xdist", action="store_true")
+    args = ap.parse_args()
+    # first pass: compiles every shape bucket these examples need (the same derandomized examples
+    # run again in the second pass, as a long run reuses its buckets)
+    cold = {check: run_property(check, args.examples) for check in PROPERTIES}
+    rates = {check: run_property(check, args.examples) for check in PROPERTIES}
+    naive = naive_rate(args.naive)
+    print(f"small nets (<= 2 hidden layers of width <= 4, N <= 8), {args.examples} examples per property, 1 core:")
+    print(f"  {'property':14s} {'compiled':>10s} {'cold (compiles included)':>26s}")
+    for check, r in rates.items():
+        print(f"  {check:14s} {r:7.1f}/s {cold[check]:18.1f}/s")
+    print(f"naive design (fresh jax.jit per example, vs_fd work): {naive:.2f} examples/s")
+    print(f"ratio vs_fd / naive: {rates['vs_fd'] / naive:.0f}x;  vs_jax / naive: {rates['vs_jax'] / naive:.0f}x")
+    if not args.no_xdist:
+        t1, t2 = xdist_speedup(args.xdist_examples)
+        print(f"pytest properties/test_properties.py ({args.xdist_examples} examples per property): "
+              f"-n 1 {t1:.1f} s, -n 2 {t2:.1f} s, speed-up {t1 / t2:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
