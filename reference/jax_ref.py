@@ -225,7 +225,8 @@ class Bucket:
 def bucket_of(spec: NetworkSpec, n: int) -> Bucket:
     width = max([spec.n_in] + [l.width for l in spec.layers])
     pieces = max(l.pieces for l in spec.layers)
-    return Bucket(depth=_up(spec.depth, 2), width=_up(width, 4), batch=_up(n, 8, 4),
+    # coarse ladders (width 4, 16, 64; batch 8, 32, 128): few compiles, at most 4x padding
+    return Bucket(depth=_up(spec.depth, 2), width=_up(width, 4, 4), batch=_up(n, 8, 4),
                   pieces=1 if pieces == 1 else _up(pieces, 4))
 
 

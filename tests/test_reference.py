@@ -82,7 +82,7 @@ def test_stable_at_huge_preactivations(act, loss):
 def test_one_compiled_function_serves_a_whole_bucket():
     rng = np.random.default_rng(0)
     specs = [mlp(3, [5, 2], ["tanh", "identity"], "mse"), mlp(7, [2, 9], ["relu", "sigmoid"], "l1"),
-             mlp(16, [16, 3], ["elu", "softplus"], "softmax_ce")]
+             mlp(16, [16, 3], ["elu", "softplus"], "softmax_ce"), mlp(5, [1, 12], ["abs", "tanh"], "mse", 0.1)]
     assert len({jax_ref.bucket_of(s, 9) for s in specs}) == 1
     for s in specs[:1]:
         p = init_params(s, rng)

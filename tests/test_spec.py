@@ -44,7 +44,7 @@ def test_malformed_batches_name_the_field():
 def test_malformed_params_name_the_layer():
     spec = mlp(3, [4, 2], "tanh")
     p = init_params(spec, np.random.default_rng(0))
-    assert "2 layers" in err(check_params, spec, p[:1])
+    assert "params: 1 layers given, the spec has 2" in err(check_params, spec, p[:1])
     bad = [p[0], (p[1][0].T, p[1][1])]
     assert "params[1] (layer 2) W: shape (4, 2), expected (2, 4)" in err(check_params, spec, bad)
     assert "layer 1) b: expected a numpy array" in err(check_params, spec, [(p[0][0], [0, 0, 0, 0]), p[1]])
