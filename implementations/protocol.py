@@ -64,6 +64,8 @@ class Capabilities:
             out.append("l2 regularizer")
         if not self.intermediates:
             out.append("per-layer intermediates")
+        if not self.perceptron:
+            out.append("perceptron")
         return out
 
     def to_dict(self) -> dict:

@@ -22,7 +22,8 @@ from properties import errormodel
 from reference import fd, jax_ref
 from reference.compare import compare, entry_of
 from reference.spec import NetworkSpec, flatten
-from reference.verdict import ERROR, NOT_CHECKABLE, REFERENCE_MISMATCH, Entry, Verdict
+from implementations.errors import PluginError
+from reference.verdict import NOT_CHECKABLE, REFERENCE_MISMATCH, Entry, Verdict
 
 GRADIENT_CHECKS = ("vs_jax", "vs_fd", "richardson", "slide_fd", "directional", "intermediates",
                    "reference_agreement")
@@ -69,16 +70,18 @@ class Case:
             np.set_printoptions()
 
 
-class PluginCallError(Exception):
-    """The implementation raised or returned something unusable: an error, not a wrong gradient."""
-
-
 class Context:
     """Everything the checks of one (implementation, case) share, computed on first use."""
 
     def __init__(self, impl, case: Case, impl_ref: str | None = None):
+        from implementations.validate import Validated
+        if impl is not None and not hasattr(impl, "submit_gradients"):
+            impl = Validated(impl, impl_ref)  # every call validated, wrapped or not
         self.impl, self.case, self.spec = impl, case, case.spec
-        self.impl_ref = impl_ref or getattr(impl, "spec_string", None) or "builtin"
+        self.impl_ref = impl_ref or getattr(impl, "source", None) or "builtin"
+        # start the (possibly isolated) call now: the reference is computed while it runs
+        self._pending = None if impl is None else impl.submit_gradients(
+            case.spec, case.params, case.X, case.Y)
 
     @cached_property
     def ref(self) -> jax_ref.ReferenceResult:
@@ -90,13 +93,9 @@ class Context:
 
     @cached_property
     def impl_result(self):
-        """(cost, flat gradient) of the implementation, validated; PluginCallError if unusable."""
-        c = self.case
-        try:
-            out = self.impl.gradients(c.spec, [(W.copy(), b.copy()) for W, b in c.params], c.X.copy(), c.Y.copy())
-        except Exception as e:  # the plug-in's fault, whatever it raised
-            raise PluginCallError(f"gradients() raised {type(e).__name__}: {e}") from e
-        cost, grads = _validated(c.spec, out)
+        """(cost, flat gradient) of the implementation, validated (implementations.validate);
+        PluginError if it raised, hung, crashed or returned something unusable."""
+        cost, grads = self._pending.result()
         return float(cost), flatten(grads).astype(np.float64)
 
     @cached_property
@@ -225,21 +224,12 @@ def check_directional(ctx: Context) -> Verdict:
 
 def check_intermediates(ctx: Context) -> Verdict:
     f = ctx.verdict_fields("intermediates")
-    if not getattr(ctx.impl, "capabilities", None) or not ctx.impl.capabilities.intermediates:
+    if not ctx.impl.capabilities.intermediates:
         return Verdict("intermediates", NOT_CHECKABLE, spec=ctx.spec.to_dict(), case=ctx.spec.describe(),
                        message="the implementation does not expose per-layer intermediates", **f)
     c = ctx.case
-    try:
-        inter = ctx.impl.intermediates(c.spec, [(W.copy(), b.copy()) for W, b in c.params], c.X.copy(), c.Y.copy())
-        deltas = [np.asarray(d, np.float64) for d in inter.deltas]
-        shapes_ok = len(deltas) == ctx.spec.depth and all(
-            d.shape == r.shape for d, r in zip(deltas, ctx.ref.deltas))
-    except Exception as e:
-        return Verdict("intermediates", ERROR, spec=ctx.spec.to_dict(), case=ctx.spec.describe(),
-                       message=f"intermediates() raised {type(e).__name__}: {e}", **f)
-    if not shapes_ok:
-        return Verdict("intermediates", ERROR, spec=ctx.spec.to_dict(), case=ctx.spec.describe(),
-                       message="intermediates() deltas have the wrong number of layers or shapes", **f)
+    inter = ctx.impl.intermediates(c.spec, c.params, c.X, c.Y)  # validated: PluginError if unusable
+    deltas = [np.asarray(d, np.float64) for d in inter.deltas]
     _, _, _, dtol_impl, dtol_ref = ctx.tolerances
     a = np.concatenate([d.ravel() for d in deltas])
     b = np.concatenate([d.ravel() for d in ctx.ref.deltas])
@@ -272,28 +262,6 @@ CHECKS = {
 }
 
 
-def _validated(spec: NetworkSpec, out):
-    """The (cost, grads) a plug-in returned, or PluginCallError saying what is wrong with it."""
-    from reference.spec import SpecError, check_params
-    try:
-        cost, grads = out
-    except (TypeError, ValueError):
-        raise PluginCallError(f"gradients() returned {type(out).__name__}, expected a (cost, grads) pair") from None
-    if not np.ndim(cost) == 0 or not np.isfinite(np.asarray(cost, dtype=np.float64)):
-        raise PluginCallError(f"gradients() returned cost {cost!r}, expected a finite scalar")
-    try:
-        grads = check_params(spec, grads, who="grads")
-    except SpecError as e:
-        raise PluginCallError(f"gradients() returned bad {e}") from None
-    for j, (gW, gb) in enumerate(grads, start=1):
-        for name, arr in (("W", gW), ("b", gb)):
-            if arr.dtype != np.dtype(spec.dtype):
-                raise PluginCallError(f"gradients() returned layer {j} {name} as {arr.dtype}, declared {spec.dtype}")
-            if not np.all(np.isfinite(arr)):
-                raise PluginCallError(f"gradients() returned NaN or inf in layer {j} {name}")
-    return cost, grads
-
-
 def _relative(tol, a, b):
     return np.asarray(tol) / np.maximum(np.abs(a) + np.abs(b), 1e-300)
 
@@ -303,10 +271,9 @@ def run_check(ctx: Context, check: str) -> Verdict:
     t0 = time.perf_counter()
     try:
         v = CHECKS[check](ctx)
-    except PluginCallError as e:
-        v = Verdict(check, ERROR, implementation=getattr(ctx.impl, "name", "?"), spec=ctx.spec.to_dict(),
-                    case=ctx.spec.describe(), message=str(e),
-                    reproducer=ctx.case.reproducer(ctx.impl_ref, check))
+    except PluginError as e:  # an error of the implementation, not a wrong gradient
+        v = e.verdict(check, ctx.spec)
+        v.reproducer = ctx.case.reproducer(ctx.impl_ref, check)
     v.case = ctx.case.describe()
     v.seconds = time.perf_counter() - t0
     return v

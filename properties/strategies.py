@@ -99,8 +99,28 @@ def cases(draw, spec=None, batch=st.integers(1, 32), scales=tuple(SCALES), **spe
 
 
 def cases_for(capabilities, **kwargs):
-    """Cases inside what an implementation declares (activations, losses, dtypes, regularizer)."""
+    """Cases inside what an implementation declares: activations, losses, dtypes, regularizer,
+    and for layered libraries (adapters.LayeredCapabilities) one hidden activation and the
+    declared output activations."""
     if not capabilities.regularizer:
         kwargs.setdefault("l2", st.just(0.0))
+    if getattr(capabilities, "uniform_hidden", False) or getattr(capabilities, "output_activations", None):
+        kwargs.setdefault("spec", layered_specs(capabilities, kwargs))
     return cases(activations=capabilities.activations, losses=capabilities.losses,
                  dtypes=tuple(capabilities.dtypes), **kwargs)
+
+
+@st.composite
+def layered_specs(draw, capabilities, kwargs):
+    """specs() with every hidden layer sharing one activation, the output's from the declared set."""
+    hidden = draw(activations(capabilities.activations))
+    out = sorted(capabilities.output_activations or capabilities.activations)
+    spec = draw(specs(activations=capabilities.activations, losses=capabilities.losses,
+                      dtypes=tuple(capabilities.dtypes), l2=kwargs.get("l2", st.sampled_from([0.0, 0.1]))))
+    uniform = getattr(capabilities, "uniform_hidden", False)
+    layers = [l if not uniform else Layer(l.width, hidden) if hidden != "maxout" else Layer(l.width, "maxout", pieces=2)
+              for l in spec.layers[:-1]]
+    last = spec.layers[-1]
+    if last.activation not in out:
+        last = Layer(last.width, draw(st.sampled_from(out)))
+    return spec.with_(layers=tuple(layers) + (last,))

@@ -40,7 +40,8 @@ import numpy as np
 
 from implementations.numpy_mlp import builtin, gd_step, sigmoid, train_step
 from properties import errormodel
-from properties.checks import Case, Context, PluginCallError
+from implementations.errors import PluginError
+from properties.checks import Case, Context
 from reference import fd, jax_ref
 from reference.compare import compare, entry_of
 from reference.rounding import unit_roundoff
@@ -83,10 +84,10 @@ def _step_flat(step, impl, case: Case, lr, batch=None) -> np.ndarray:
         new = step(impl, case.spec, [(W.copy(), b.copy()) for W, b in case.params], case.X.copy(),
                    case.Y.copy(), lr, batch)
         return flatten(new).astype(np.float64)
-    except PluginCallError:
+    except PluginError:
         raise
     except Exception as e:
-        raise PluginCallError(f"the training step raised {type(e).__name__}: {e}") from e
+        raise PluginError(_name(impl), "train_step", f"raised {type(e).__name__}: {e}") from e
 
 
 def check_gd_step(impl, case: Case, lr: float, step=train_step) -> Verdict:
@@ -99,7 +100,7 @@ def check_gd_step(impl, case: Case, lr: float, step=train_step) -> Verdict:
             return _verdict(NOT_CHECKABLE, rule, who, case.describe(), "gradients differ between two identical "
                             "calls: an exact step comparison needs reproducible gradients", case.spec)
         got = _step_flat(step, impl, case, lr)
-    except PluginCallError as e:
+    except PluginError as e:
         return _verdict(ERROR, rule, who, case.describe(), str(e), case.spec)
     dt = np.dtype(case.spec.dtype)        # the rule's arithmetic is in the spec's dtype: so is this
     expected = (flatten(case.params) - lr * g.astype(dt)).astype(np.float64)
@@ -131,7 +132,7 @@ def check_minibatch(impl, case: Case, lr: float, batch, step=train_step) -> Verd
         _, g_b = ctx_b.impl_result
         singles = [Context(impl, Case.make(case.spec, case.params, case.X[i:i + 1], case.Y[i:i + 1])) for i in batch]
         gs = np.array([c.impl_result[1] for c in singles])
-    except PluginCallError as e:
+    except PluginError as e:
         return _verdict(ERROR, rule, who, text, str(e), case.spec)
     theta = flatten(case.params).astype(np.float64)
     m = gs.mean(axis=0)
@@ -159,7 +160,7 @@ def check_full_batch(impl, case: Case, lr: float, order, step=train_step) -> Ver
         gd = _step_flat(step, impl, case, lr)
         ctx = Context(impl, case)
         _, g = ctx.impl_result
-    except PluginCallError as e:
+    except PluginError as e:
         return _verdict(ERROR, rule, who, text, str(e), case.spec)
     theta = flatten(case.params).astype(np.float64)
     tol = lr * 2 * ctx.tolerances[0] + _step_rounding(case.spec, theta, lr, g, g)
@@ -175,7 +176,7 @@ def check_first_order(impl, case: Case) -> Verdict:
     ctx = Context(impl, case)
     try:
         _, g = ctx.impl_result
-    except PluginCallError as e:
+    except PluginError as e:
         return _verdict(ERROR, rule, who, case.describe(), str(e), case.spec)
     g2 = float(g @ g)
     if g2 == 0.0:
@@ -255,10 +256,10 @@ def _call_linear(grad, X, y, w, b, *args):
         gw, gb = grad(X.copy(), y.copy(), np.array(w, np.float64), float(b), *args)
         out = np.concatenate([np.asarray(gw, np.float64).ravel(), [float(gb)]])
     except Exception as e:
-        raise PluginCallError(f"the gradient raised {type(e).__name__}: {e}") from e
+        raise PluginError(getattr(grad, "who", "gradient"), "gradient", f"raised {type(e).__name__}: {e}") from e
     if out.shape != (X.shape[1] + 1,) or not np.all(np.isfinite(out)):
-        raise PluginCallError(f"the gradient returned {out.size} values (finite: {np.all(np.isfinite(out))}), "
-                              f"expected {X.shape[1] + 1} finite")
+        raise PluginError(getattr(grad, "who", "gradient"), "gradient",
+                          f"returned {out.size} values (finite: {np.all(np.isfinite(out))}), expected {X.shape[1] + 1} finite")
     return out
 
 
@@ -272,7 +273,7 @@ def check_logistic_gradient(grad, X, y, w, b) -> Verdict:
     spec, params, Y = linear_spec(X.shape[1], "logistic"), _linear_params(w, b), y[:, None]
     try:
         g = _call_linear(grad, X, y, w, b)
-    except PluginCallError as e:
+    except PluginError as e:
         return _verdict(ERROR, rule, who, _linear_text(X), str(e), spec)
     ref = jax_ref.gradients(spec, params, X, Y)
     tol = 2 * errormodel.gradient_tolerance(spec, params, X, Y)[0]   # this one's and JAX's, both float64
@@ -304,7 +305,7 @@ def check_logistic_descent(grad, X, y, w, b, fraction: float) -> Verdict:
     text = _linear_text(X, f" eta={fraction:g}/L")
     try:
         g = _call_linear(grad, X, y, w, b)
-    except PluginCallError as e:
+    except PluginError as e:
         return _verdict(ERROR, rule, who, text, str(e), spec)
     Xt = np.hstack([X, np.ones((N, 1))])
     L = float(np.sum(Xt * Xt)) / (4 * N) * (1 + _gamma(N * (d + 1) + 2))
@@ -389,7 +390,7 @@ def check_svm_subgradient(grad, X, y, w, b, lam: float) -> Verdict:
     text = _linear_text(X, f" lambda={lam:g}")
     try:
         g = _call_linear(grad, X, y, w, b, lam)
-    except PluginCallError as e:
+    except PluginError as e:
         return _verdict(ERROR, "svm_subgradient", who, text, str(e), spec)
     ref = jax_ref.gradients(spec, params, X, Y)
     tol = errormodel.gradient_tolerance(spec, params, X, Y)[0]
