@@ -34,6 +34,8 @@ def _check(args) -> int:
         argv.append(f"--impl={spec}")
     if args.no_isolation:
         argv.append("--no-isolation")
+    if args.impl_timeout:
+        argv.append(f"--impl-timeout={args.impl_timeout}")
     if args.workers and args.workers != "0":
         argv += ["-n", args.workers]
     if args.k:
@@ -55,10 +57,10 @@ def _report(args) -> int:
     from reports.results import read_results
     try:
         doc = read_results(args.results)
+        write_html(doc, args.output)
     except (OSError, ValueError) as e:
         print(f"backcheck report: {e}", file=sys.stderr)
         return 2
-    write_html(doc, args.output)
     print(f"HTML report: {args.output}")
     return 0
 
@@ -86,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-n", "--workers", default="0", help="pytest-xdist workers (default: 0, serial)")
     c.add_argument("-k", default=None, help="only run checks matching this pytest -k expression")
     c.add_argument("--no-isolation", action="store_true", help="run plug-ins in-process (trusted code only)")
+    c.add_argument("--impl-timeout", type=float, default=None, metavar="SECONDS",
+                   help="per-call timeout for an isolated plug-in (default 30)")
     c.add_argument("-v", "--verbose", action="store_true", help="list every verdict, not only the summary")
     c.set_defaults(func=_check)
     r = sub.add_parser("report", help="regenerate the HTML report from a results JSON file")
