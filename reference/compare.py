@@ -3,6 +3,11 @@
 The relative error of an entry is |a - b| / max(|a| + |b|, floor): the floor keeps entries that
 are tiny compared to the gradient's scale from being judged on their rounding noise alone.
 An entry passes when its relative error is at most its bound (a scalar or one bound per entry).
+
+Reported errors use a scale floor too: an entry a millionth of the largest (SCALE_FLOOR) is
+reported relative to that level, since its own size says nothing about the accuracy of the
+gradient (1e-20 against 0 is "relative error 1"). The bound is rescaled with it, so whether an
+entry passes is unchanged: only the numbers shown in tables and plots stop being noise.
 Kink entries (non-differentiable points) and undecided entries are counted, never failed.
 """
 from __future__ import annotations
@@ -11,6 +16,9 @@ import numpy as np
 
 from reference.spec import NetworkSpec, param_index
 from reference.verdict import FAILED, NOT_CHECKABLE, PASSED, Entry, Verdict
+
+
+SCALE_FLOOR = 1e-6
 
 
 def relative_errors(a, b, floor: float = 0.0) -> np.ndarray:
@@ -36,8 +44,14 @@ def compare(check: str, spec: NetworkSpec | None, a, b, bound, floor: float = 0.
 
     `bound` is the relative-error bound, scalar or per entry; `entry(spec, i)` names entry i."""
     a, b = np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64))
-    rel = relative_errors(a, b, floor)
+    size = np.abs(a) + np.abs(b)
+    finite = size[np.isfinite(size)]
+    report_floor = max(floor, SCALE_FLOOR * (finite.max() if finite.size else 0.0))
+    rel = relative_errors(a, b, report_floor)
     bound = np.broadcast_to(np.asarray(bound, np.float64), rel.shape)
+    # same decision, floored denominator: bound * (|a| + |b|) / max(|a| + |b|, floor)
+    with np.errstate(invalid="ignore"):
+        bound = np.where(size > 0, bound * np.maximum(size, floor) / np.maximum(size, report_floor), bound)
     skip = np.zeros(rel.shape, bool)
     kinks = np.zeros(rel.shape, bool) if kinks is None else np.ravel(kinks)
     undecided = np.zeros(rel.shape, bool) if undecided is None else np.ravel(undecided) & ~kinks
