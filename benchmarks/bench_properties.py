@@ -89,9 +89,16 @@ def naive_rate(n: int) -> float:
 
 
 def xdist_speedup(examples: int) -> tuple[float, float]:
-    env = {**os.environ, "CI": "true", "BACKCHECK_PROFILE": "ci"}
+    """Wall time of the property suite with 1 and 2 xdist workers. Both run with the same warm
+    on-disk compilation cache (a first, untimed run fills it), as every run after a machine's
+    first does: otherwise each worker pays every bucket's compile and the comparison measures
+    XLA, not the suite."""
+    import tempfile
+    cache = tempfile.mkdtemp(prefix="backcheck-bench-cache-")
+    env = {**os.environ, "CI": "true", "BACKCHECK_JAX_CACHE": cache}
     base = [sys.executable, "-m", "pytest", str(ROOT / "properties" / "test_properties.py"), "-q", "-p",
             "no:cacheprovider", "--no-isolation", f"--hypothesis-profile=bench{examples}", "-p", "benchmarks.xdist_profile"]
+    subprocess.run(base + ["-n", "2"], cwd=ROOT, env=env, check=True, capture_output=True)  # fills the cache
     times = []
     for workers in ("1", "2"):
         t0 = time.perf_counter()

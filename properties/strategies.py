@@ -13,6 +13,8 @@ report still prints them in full (Case.reproducer).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -25,8 +27,22 @@ _OUT_WIDTH = {"logistic": (1, 1), "perceptron": (1, 1), "hinge": (1, 1), "bce": 
 SCALES = {"unit": 1.0, "tiny": 1e-3, "large": 8.0}   # shrinks toward "unit"
 
 
-def activations(names=None):
+def _key(names):
+    return None if names is None else frozenset(names)
+
+
+@lru_cache(maxsize=None)
+def _activations(names):
     return st.sampled_from([a for a in ACTIVATIONS if names is None or a in names])
+
+
+def activations(names=None):
+    return _activations(_key(names))
+
+
+_MAXOUT_PIECES = st.integers(2, 3)
+_ALPHAS = {"leaky_relu": st.sampled_from([0.1, 0.01, 0.3]), "elu": st.sampled_from([0.1, 0.3, -0.5, 1.0, 2.0]),
+           "generalized_relu": st.sampled_from([0.1, 0.3, -0.5, 1.0, 2.0])}
 
 
 @st.composite
@@ -35,26 +51,45 @@ def layers(draw, width=st.integers(1, 16), activations_=None, names=None):
     w = draw(width)
     act = draw(activations_ or activations(names))
     if act == "maxout":
-        return Layer(w, "maxout", pieces=draw(st.integers(2, 3)))
-    if act in ("leaky_relu", "elu", "generalized_relu") and draw(st.booleans()):
-        alpha = draw(st.sampled_from([0.1, 0.3, -0.5, 1.0, 2.0] if act != "leaky_relu" else [0.1, 0.01, 0.3]))
-        return Layer(w, act, alpha=alpha)
+        return Layer(w, "maxout", pieces=draw(_MAXOUT_PIECES))
+    if act in _ALPHAS and draw(st.booleans()):
+        return Layer(w, act, alpha=draw(_ALPHAS[act]))
     return Layer(w, act)
 
 
-@st.composite
-def specs(draw, activations=None, losses=None, dtypes=("float64",), max_hidden=4, max_width=16,
-          max_in=16, l2=st.sampled_from([0.0, 0.0, 0.1, 1e-3])):
-    """A network: input width 1-max_in, 0..max_hidden hidden layers of width 1-max_width, an
-    output layer sized for the loss, one activation per layer."""
-    loss = draw(st.sampled_from([l for l in LOSSES if losses is None or l in losses]))
-    n_in = draw(st.integers(1, max_in))
-    n_hidden = draw(st.integers(1 if max_hidden else 0, max_hidden))
-    hidden = [draw(layers(st.integers(1, max_width), names=activations)) for _ in range(n_hidden)]
-    lo, hi = _OUT_WIDTH[loss]
-    out = draw(layers(st.integers(lo, hi), names=activations))
-    dtype = draw(st.sampled_from([d for d in DTYPES if d in dtypes]))
-    return NetworkSpec(n_in, tuple(hidden) + (out,), loss, draw(l2), dtype)
+@lru_cache(maxsize=None)
+def _layers(lo: int, hi: int, names):
+    return layers(st.integers(lo, hi), activations(names))
+
+
+def specs(activations=None, losses=None, dtypes=("float64",), max_hidden=4, max_width=16, max_in=16,
+          l2=None):
+    """A network: input width 1-max_in, 1..max_hidden hidden layers of width 1-max_width, an
+    output layer sized for the loss, one activation per layer. (Strategies are built once per
+    argument set: building them per draw would cost more than the draw itself.)"""
+    return _specs(_key(activations), _key(losses), tuple(dtypes), max_hidden, max_width, max_in,
+                  l2 if l2 is not None else _L2)
+
+
+_L2 = st.sampled_from([0.0, 0.0, 0.1, 1e-3])
+
+
+@lru_cache(maxsize=None)
+def _specs(activations, losses, dtypes, max_hidden, max_width, max_in, l2):
+    loss_st = st.sampled_from([l for l in LOSSES if losses is None or l in losses])
+    n_in_st, n_hidden_st = st.integers(1, max_in), st.integers(1 if max_hidden else 0, max_hidden)
+    hidden_st = _layers(1, max_width, activations)
+    dtype_st = st.sampled_from([d for d in DTYPES if d in dtypes])
+
+    @st.composite
+    def draw_spec(draw):
+        loss = draw(loss_st)
+        n_in = draw(n_in_st)
+        hidden = [draw(hidden_st) for _ in range(draw(n_hidden_st))]
+        out = draw(_layers(*_OUT_WIDTH[loss], activations))
+        dtype = draw(dtype_st)
+        return NetworkSpec(n_in, tuple(hidden) + (out,), loss, draw(l2), dtype)
+    return draw_spec()
 
 
 def targets(spec: NetworkSpec, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -82,26 +117,49 @@ def params_for(spec: NetworkSpec, rng: np.random.Generator, scale: float, zeros:
     return out
 
 
-@st.composite
-def cases(draw, spec=None, batch=st.integers(1, 32), scales=tuple(SCALES), **spec_kwargs) -> Case:
-    """A full case: a spec (or `specs(**spec_kwargs)`), parameters and a batch."""
-    spec = draw(spec if spec is not None else specs(**spec_kwargs))
-    n = draw(batch)
-    scale = draw(st.sampled_from(list(scales)))
-    zeros = draw(st.booleans())
-    seed = draw(st.integers(0, 2 ** 32 - 1))
-    rng = np.random.default_rng(seed)
-    params = params_for(spec, rng, SCALES[scale], zeros)
-    X = rng.standard_normal((n, spec.n_in))
-    Y = targets(spec, rng, n)
-    return Case.make(spec, params, X, Y, label=f"seed={seed} scale={scale}{' zeros' if zeros else ''}",
-                     direction_seed=seed)
+_SCALE_NAMES = tuple(SCALES)
 
 
-def cases_for(capabilities, **kwargs):
+def cases(spec=None, batch=None, scales=_SCALE_NAMES, **spec_kwargs):
+    """A full case: a spec (or `specs(**spec_kwargs)`), parameters and a batch (N 1-32)."""
+    spec = spec if spec is not None else specs(**spec_kwargs)
+    return _cases(spec, batch if batch is not None else _BATCH, tuple(scales))
+
+
+_BATCH = st.integers(1, 32)
+
+
+@lru_cache(maxsize=None)
+def _cases(spec_st, batch_st, scales):
+    scale_st, seed_st = st.sampled_from(list(scales)), st.integers(0, 2 ** 32 - 1)
+
+    @st.composite
+    def draw_case(draw) -> Case:
+        spec = draw(spec_st)
+        n = draw(batch_st)
+        scale = draw(scale_st)
+        zeros = draw(st.booleans())
+        seed = draw(seed_st)
+        rng = np.random.default_rng(seed)
+        params = params_for(spec, rng, SCALES[scale], zeros)
+        X = rng.standard_normal((n, spec.n_in))
+        Y = targets(spec, rng, n)
+        return Case.make(spec, params, X, Y, label=f"seed={seed} scale={scale}{' zeros' if zeros else ''}",
+                         direction_seed=seed)
+    return draw_case()
+
+
+@lru_cache(maxsize=None)
+def _cases_for(capabilities):
+    return cases_for(capabilities, _cached=False)
+
+
+def cases_for(capabilities, _cached=True, **kwargs):
     """Cases inside what an implementation declares: activations, losses, dtypes, regularizer,
     and for layered libraries (adapters.LayeredCapabilities) one hidden activation and the
     declared output activations."""
+    if _cached and not kwargs:
+        return _cases_for(capabilities)
     if not capabilities.regularizer:
         kwargs.setdefault("l2", st.just(0.0))
     if getattr(capabilities, "uniform_hidden", False) or getattr(capabilities, "output_activations", None):
