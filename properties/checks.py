@@ -20,7 +20,7 @@ import numpy as np
 
 from properties import errormodel
 from reference import fd, jax_ref
-from reference.compare import compare, entry_of
+from reference.compare import compare, entry_of, relative_bound
 from reference.spec import NetworkSpec, flatten
 from implementations.errors import PluginError
 from reference.verdict import NOT_CHECKABLE, REFERENCE_MISMATCH, Entry, Verdict
@@ -274,8 +274,7 @@ CHECKS = {
 }
 
 
-def _relative(tol, a, b):
-    return np.asarray(tol) / np.maximum(np.abs(a) + np.abs(b), 1e-300)
+_relative = relative_bound
 
 
 def run_check(ctx: Context, check: str) -> Verdict:

@@ -49,7 +49,7 @@ _ALPHAS = {"leaky_relu": st.sampled_from([0.1, 0.01, 0.3]), "elu": st.sampled_fr
 def layers(draw, width=st.integers(1, 16), activations_=None, names=None):
     """One layer: a width and an activation (with its parameter; maxout with 2-3 pieces)."""
     w = draw(width)
-    act = draw(activations_ or activations(names))
+    act = draw(activations(names) if activations_ is None else activations_)
     if act == "maxout":
         return Layer(w, "maxout", pieces=draw(_MAXOUT_PIECES))
     if act in _ALPHAS and draw(st.booleans()):
@@ -150,30 +150,30 @@ def _cases(spec_st, batch_st, scales):
 
 
 @lru_cache(maxsize=None)
-def _cases_for(capabilities):
-    return cases_for(capabilities, _cached=False)
+def _cases_for(capabilities, loss):
+    return cases_for(capabilities, loss, _cached=False)
 
 
-def cases_for(capabilities, _cached=True, **kwargs):
+def cases_for(capabilities, loss: str | None = None, _cached=True, **kwargs):
     """Cases inside what an implementation declares: activations, losses, dtypes, regularizer,
     and for layered libraries (adapters.LayeredCapabilities) one hidden activation and the
     declared output activations."""
     if _cached and not kwargs:
-        return _cases_for(capabilities)
+        return _cases_for(capabilities, loss)
+    losses = capabilities.losses if loss is None else capabilities.losses & {loss}
     if not capabilities.regularizer:
         kwargs.setdefault("l2", st.just(0.0))
     if getattr(capabilities, "uniform_hidden", False) or getattr(capabilities, "output_activations", None):
-        kwargs.setdefault("spec", layered_specs(capabilities, kwargs))
-    return cases(activations=capabilities.activations, losses=capabilities.losses,
-                 dtypes=tuple(capabilities.dtypes), **kwargs)
+        kwargs.setdefault("spec", layered_specs(capabilities, losses, kwargs))
+    return cases(activations=capabilities.activations, losses=losses, dtypes=tuple(capabilities.dtypes), **kwargs)
 
 
 @st.composite
-def layered_specs(draw, capabilities, kwargs):
+def layered_specs(draw, capabilities, losses, kwargs):
     """specs() with every hidden layer sharing one activation, the output's from the declared set."""
     hidden = draw(activations(capabilities.activations))
     out = sorted(capabilities.output_activations or capabilities.activations)
-    spec = draw(specs(activations=capabilities.activations, losses=capabilities.losses,
+    spec = draw(specs(activations=capabilities.activations, losses=losses,
                       dtypes=tuple(capabilities.dtypes), l2=kwargs.get("l2", st.sampled_from([0.0, 0.1]))))
     uniform = getattr(capabilities, "uniform_hidden", False)
     layers = [l if not uniform else Layer(l.width, hidden) if hidden != "maxout" else Layer(l.width, "maxout", pieces=2)

@@ -43,7 +43,7 @@ from properties import errormodel
 from implementations.errors import PluginError
 from properties.checks import Case, Context
 from reference import fd, jax_ref
-from reference.compare import compare, entry_of
+from reference.compare import compare, entry_of, relative_bound
 from reference.rounding import unit_roundoff
 from reference.spec import KINKED_LOSSES, Layer, NetworkSpec, flatten, unflatten
 from reference.verdict import ERROR, FAILED, NOT_CHECKABLE, PASSED, Verdict
@@ -141,7 +141,7 @@ def check_minibatch(impl, case: Case, lr: float, batch, step=train_step) -> Verd
     mean_tol = np.mean([c.tolerances[0] for c in singles], axis=0)
     tol = lr * (ctx_b.tolerances[0] + mean_tol + batch.size * u * np.abs(gs).mean(axis=0))
     tol += _step_rounding(case.spec, theta, lr, g_b, m)
-    v = compare(CHECK, case.spec, got, expected, tol / np.maximum(np.abs(got) + np.abs(expected), 1e-300),
+    v = compare(CHECK, case.spec, got, expected, relative_bound(tol, got, expected),
                 kinks=_kink_entries(ctx_b), implementation=who)
     return _finish(v, rule, text, t0, "the minibatch step is theta - eta * mean of per-sample gradients"
                    if v.status == PASSED else "the minibatch step is not theta - eta * mean of per-sample gradients",
@@ -164,7 +164,7 @@ def check_full_batch(impl, case: Case, lr: float, order, step=train_step) -> Ver
         return _verdict(ERROR, rule, who, text, str(e), case.spec)
     theta = flatten(case.params).astype(np.float64)
     tol = lr * 2 * ctx.tolerances[0] + _step_rounding(case.spec, theta, lr, g, g)
-    v = compare(CHECK, case.spec, got, gd, tol / np.maximum(np.abs(got) + np.abs(gd), 1e-300),
+    v = compare(CHECK, case.spec, got, gd, relative_bound(tol, got, gd),
                 kinks=_kink_entries(ctx), implementation=who)
     return _finish(v, rule, text, t0, "a batch of all N samples gives the GD step" if v.status == PASSED
                    else "a batch of all N samples does not give the GD step", lr=lr)
@@ -277,7 +277,7 @@ def check_logistic_gradient(grad, X, y, w, b) -> Verdict:
         return _verdict(ERROR, rule, who, _linear_text(X), str(e), spec)
     ref = jax_ref.gradients(spec, params, X, Y)
     tol = 2 * errormodel.gradient_tolerance(spec, params, X, Y)[0]   # this one's and JAX's, both float64
-    v = compare(CHECK, spec, g, ref.flat, tol / np.maximum(np.abs(g) + np.abs(ref.flat), 1e-300), implementation=who)
+    v = compare(CHECK, spec, g, ref.flat, relative_bound(tol, g, ref.flat), implementation=who)
     return _finish(v, rule, _linear_text(X), t0)
 
 
@@ -395,7 +395,7 @@ def check_svm_subgradient(grad, X, y, w, b, lam: float) -> Verdict:
     ref = jax_ref.gradients(spec, params, X, Y)
     tol = errormodel.gradient_tolerance(spec, params, X, Y)[0]
     if ref.on_kink == 0:
-        v = compare(CHECK, spec, g, ref.flat, 2 * tol / np.maximum(np.abs(g) + np.abs(ref.flat), 1e-300),
+        v = compare(CHECK, spec, g, ref.flat, 2 * relative_bound(tol, g, ref.flat),
                     implementation=who)
         return _finish(v, "svm_subgradient off the hinge", text, t0)
     rule = "svm_subgradient on the hinge"

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from reference.compare import compare
+from reference.compare import compare, relative_bound
 from reference.spec import NetworkSpec
 from reference.verdict import Verdict
 
@@ -168,9 +168,8 @@ def directional_check(dcosts, theta, grad, direction, cost_error: float, *, scal
 
 def _verdict(check, spec, D, grad, est, analytic_error, floor, crossed, undecided, fields) -> FDResult:
     tol = est + analytic_error
-    rel = np.abs(D - grad) / np.maximum(np.abs(D) + np.abs(grad), max(floor, 1e-300))
-    bound = tol / np.maximum(np.abs(D) + np.abs(grad), max(floor, 1e-300))
-    v = compare(check, spec, grad, D, bound, floor, kinks=crossed, undecided=undecided, **fields)
+    rel = relative_bound(np.abs(D - grad), D, grad)
+    v = compare(check, spec, grad, D, relative_bound(tol, D, grad), floor, kinks=crossed, undecided=undecided, **fields)
     return FDResult(D, rel, est, crossed, np.zeros(D.shape, bool) if undecided is None else undecided, v)
 
 
