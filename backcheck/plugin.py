@@ -49,11 +49,6 @@ def pytest_configure(config):
     config._backcheck_started = time.time()
     if not config.getoption("hypothesis_profile", None):
         profiles.load_default()  # "ci" when $CI is set, else "dev"
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        # one XLA thread per xdist worker: the workers are the parallelism, and XLA's own thread
-        # pool on every worker would make them fight over the same cores (set before JAX starts)
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
     profiles.import_all()
 
 
