@@ -34,7 +34,8 @@ def relative_bound(tol, a, b) -> np.ndarray:
     """An absolute tolerance per entry as the relative bound compare() takes: tol / (|a| + |b|)
     (subnormal sizes included: clamping them to 1e-300 would shrink their bound to nothing)."""
     size = np.abs(np.asarray(a, np.float64)) + np.abs(np.asarray(b, np.float64))
-    return np.asarray(tol, np.float64) / np.maximum(size, np.finfo(np.float64).smallest_subnormal)
+    with np.errstate(over="ignore"):  # tol far above a subnormal size: an infinite bound, rightly
+        return np.asarray(tol, np.float64) / np.maximum(size, np.finfo(np.float64).smallest_subnormal)
 
 
 def entry_of(spec: NetworkSpec | None, i: int, param: str | None = None) -> Entry:
