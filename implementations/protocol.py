@@ -17,7 +17,7 @@ The harness only generates what `capabilities` declares, and reports what it lef
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from reference.spec import ACTIVATIONS, DTYPES, LOSSES, NetworkSpec

@@ -13,7 +13,7 @@ model. Pure functions of (implementation, case) -> Verdict; pytest and Hypothesi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np

@@ -38,7 +38,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from implementations.numpy_mlp import builtin, gd_step, sigmoid, train_step
+from implementations.numpy_mlp import gd_step, sigmoid, train_step
 from properties import errormodel
 from implementations.errors import PluginError
 from properties.checks import Case, Context

@@ -10,7 +10,7 @@ rows i*k .. i*k+k-1 (seed 004: g(z)_i = max_{j in G(i)} z_j, with contiguous gro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -49,6 +49,7 @@ LOSSES: dict[str, str] = {
 # Used by the kink detector: a pre-activation (or loss argument) within the FD stencil of
 # one of these points makes an FD comparison meaningless at that entry.
 KINKED_ACTIVATIONS = {"relu", "leaky_relu", "abs", "generalized_relu", "maxout"}  # elu too, unless alpha == 1
+# (the reference also treats elu's 0 as a kink for finite differences: f'' jumps there even at alpha = 1)
 KINKED_LOSSES = {"l1", "perceptron", "hinge"}
 DTYPES = ("float64", "float32")
 
