@@ -2,8 +2,9 @@
 
 Compiling per architecture would cost 100-200 ms each time Hypothesis draws a new network, so
 every network is padded into a *shape bucket* (depth, width, batch and maxout pieces rounded
-up) and masked; activations and the loss are picked at run time with `lax.switch`. `jax.jit`
-then caches one executable per bucket, reused by every architecture that fits it.
+up) and masked; activations and the loss are picked at run time with `lax.switch`. One
+executable per bucket and entry point (reference.programs, kept on disk across runs) serves
+every architecture that fits it.
 
 Padding is exact, not approximate: padded weights and biases are zero, so padded units feed
 nothing forward (their columns in the next W are zero); padded output units and samples are
@@ -18,26 +19,19 @@ evaluations say which perturbations moved a unit across a kink.
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
-# Compiled buckets persist on disk, so xdist workers and later runs load instead of compiling
-# (each bucket costs seconds to compile); BACKCHECK_JAX_CACHE=off disables it.
-_CACHE = os.environ.get("BACKCHECK_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "backcheck", "jax"))
-if _CACHE != "off":
-    jax.config.update("jax_compilation_cache_dir", _CACHE)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from reference import activations as A  # noqa: E402
-from reference.spec import LOSSES, NetworkSpec, check_batch, check_params, unflatten  # noqa: E402
+from reference import activations as A, programs  # noqa: E402
+from reference.spec import LOSSES, NetworkSpec, check_batch, check_params, flatten, unflatten  # noqa: E402
 
 # Dense activations by branch; the generalized ReLU branch covers relu / leaky / abs.
 _ACT_BRANCH = {"identity": 0, "relu": 1, "leaky_relu": 1, "abs": 1, "generalized_relu": 1,
@@ -168,7 +162,13 @@ def _cost_aux(Wp, bp, eps, X, Y, meta, side):
     return cost, (on_kink, z_out)
 
 
-_value_and_grad = jax.jit(jax.value_and_grad(_cost_aux, argnums=(0, 1, 2), has_aux=True))
+def _value_and_grad(Wp, bp, eps, X, Y, meta, side):
+    """(cost, on_kink, cost_abs) as one vector, the padded flat gradient, the deltas (the
+    gradient with respect to eps) and the output pre-activations: few outputs, since each
+    costs a transfer."""
+    (cost, (on_kink, (z_out, cost_abs))), (gW, gb, geps) = jax.value_and_grad(
+        _cost_aux, argnums=(0, 1, 2), has_aux=True)(Wp, bp, eps, X, Y, meta, side)
+    return jnp.stack([cost, on_kink.astype(cost.dtype), cost_abs]), jnp.concatenate([gW.ravel(), gb.ravel()]), geps, z_out
 
 
 def _perturbed_costs(Wp, bp, eps, X, Y, meta, idx, values):
@@ -184,9 +184,6 @@ def _perturbed_costs(Wp, bp, eps, X, Y, meta, idx, values):
     return jax.vmap(one)(idx, values)
 
 
-_perturbed = jax.jit(_perturbed_costs)
-
-
 def _direction_costs(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
     _, (base, _, _) = _forward(Wp, bp, eps, X, Y, meta, 0)
 
@@ -196,7 +193,10 @@ def _direction_costs(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
     return jax.vmap(one)(ts)
 
 
-_directional = jax.jit(_direction_costs)
+def _run(key: tuple, fn, *args):
+    """fn(*args) by its compiled program (reference.programs); key = (name, bucket, sizes...)
+    determines the arguments' shapes."""
+    return programs.compiled(key, fn, args)(*args)
 
 
 def kink_zone_factor(spec: NetworkSpec, n: int) -> float:
@@ -239,6 +239,52 @@ def compiled_buckets() -> int:
     return len(_seen_buckets)
 
 
+@lru_cache(maxsize=4096)
+def _layout(spec: NetworkSpec, n: int):
+    """What packing depends on only through (spec, n), computed once per architecture: the
+    bucket, each user parameter's flat index in concat(Wp.ravel(), bp.ravel()), the masks."""
+    bk = bucket_of(spec, n)
+    D, K, H, Nb = bk.depth, bk.pieces, bk.width, bk.batch
+    w_shape, b_shape = (D, K, H, H), (D, K, H)
+    index, n_prev = [], spec.n_in
+    for j, layer in enumerate(spec.layers):
+        k, m = layer.pieces, layer.width
+        rows = np.arange(m * k)
+        unit, piece = rows // k, rows % k          # row i*k+p of W is unit i, piece p
+        wi = np.ravel_multi_index((np.full((m * k, n_prev), j), piece[:, None], unit[:, None],
+                                   np.arange(n_prev)[None, :]), w_shape)
+        bi = D * K * H * H + np.ravel_multi_index((np.full(m * k, j), piece, unit), b_shape)
+        index += [wi.ravel(), bi]
+        n_prev = m
+    piece_mask, unit_mask = np.zeros((D, K), bool), np.zeros((D, H), bool)
+    for j, l in enumerate(spec.layers):
+        piece_mask[j, :l.pieces] = True
+        unit_mask[j, :l.width] = True
+
+    def pad(values, dtype):  # per-layer values, padded to the bucket's depth
+        return np.concatenate([np.asarray(values, dtype), np.zeros(D - spec.depth, dtype)])
+    meta = (
+        pad([_ACT_BRANCH[l.activation] for l in spec.layers], np.int32),
+        pad([l.param for l in spec.layers], np.float64),
+        pad([l.activation == "maxout" for l in spec.layers], bool),
+        piece_mask,
+        unit_mask,
+        np.arange(D) < spec.depth,
+        np.arange(H) < spec.n_out,
+        np.arange(Nb) < n,
+        np.int32(_LOSS_BRANCH[spec.loss]),
+        np.float64(spec.l2),
+        np.float64(n),
+        np.float64(kink_zone_factor(spec, n)),
+    )
+    layers = [(j, l.pieces, l.width) for j, l in enumerate(spec.layers)]
+    index = np.concatenate(index)
+    index.flags.writeable = False  # shared by every Packed of this architecture
+    # meta and eps are the same for every Packed of this architecture: on the device once
+    # (each argument transferred costs a few microseconds per call)
+    return bk, index, jax.device_put(meta), layers, jax.device_put(np.zeros((D, Nb, K, H)))
+
+
 class Packed:
     """A network, its parameters and a batch laid out in a bucket's padded arrays."""
 
@@ -246,52 +292,17 @@ class Packed:
         check_batch(spec, X, Y)
         params = check_params(spec, params)
         self.spec, self.n = spec, X.shape[0]
-        bk = self.bucket = bucket_of(spec, self.n)
+        bk, self.index, self.meta, self._layers, self.eps = _layout(spec, self.n)
+        self.bucket = bk
         with _lock:
             _seen_buckets.add(bk)
         D, K, H, Nb = bk.depth, bk.pieces, bk.width, bk.batch
-        Wp, bp = np.zeros((D, K, H, H)), np.zeros((D, K, H))
-        # flat user index -> flat padded index (into concat(Wp.ravel(), bp.ravel()))
-        index = []
-        n_prev = spec.n_in
-        for j, (layer, (W, b)) in enumerate(zip(spec.layers, params)):
-            k, m = layer.pieces, layer.width
-            rows = np.arange(m * k)
-            unit, piece = rows // k, rows % k          # row i*k+p of W is unit i, piece p
-            Wp[j, piece, unit, :n_prev] = W
-            bp[j, piece, unit] = b
-            wi = np.ravel_multi_index((np.full((m * k, n_prev), j), piece[:, None], unit[:, None],
-                                       np.arange(n_prev)[None, :]), Wp.shape)
-            bi = Wp.size + np.ravel_multi_index((np.full(m * k, j), piece, unit), bp.shape)
-            index += [wi.ravel(), bi]
-            n_prev = m
-        self.index = np.concatenate(index)
-        self._layout = [(j, l.pieces, l.width) for j, l in enumerate(spec.layers)]
-        Xp, Yp = np.zeros((Nb, H)), np.zeros((Nb, H))
-        Xp[:self.n, :spec.n_in], Yp[:self.n, :spec.n_out] = X, Y
-        piece_mask, unit_mask = np.zeros((D, K), bool), np.zeros((D, H), bool)
-        for j, l in enumerate(spec.layers):
-            piece_mask[j, :l.pieces] = True
-            unit_mask[j, :l.width] = True
-        def pad(values, dtype):  # per-layer values, padded to the bucket's depth
-            return np.concatenate([np.asarray(values, dtype), np.zeros(D - spec.depth, dtype)])
-        self.meta = (
-            pad([_ACT_BRANCH[l.activation] for l in spec.layers], np.int32),
-            pad([l.param for l in spec.layers], np.float64),
-            pad([l.activation == "maxout" for l in spec.layers], bool),
-            piece_mask,
-            unit_mask,
-            np.arange(D) < spec.depth,
-            np.arange(H) < spec.n_out,
-            np.arange(Nb) < self.n,
-            np.int32(_LOSS_BRANCH[spec.loss]),
-            np.float64(spec.l2),
-            np.float64(self.n),
-            np.float64(kink_zone_factor(spec, self.n)),
-        )
-        self.Wp, self.bp, self.X, self.Y = Wp, bp, Xp, Yp
-        self.eps = np.zeros((D, Nb, K, H))
-        self.theta = np.concatenate([Wp.ravel(), bp.ravel()])[self.index]  # user flat order
+        self.theta = flatten(params)                   # user flat order
+        padded = np.zeros(D * K * H * H + D * K * H)
+        padded[self.index] = self.theta
+        self.Wp, self.bp = padded[:D * K * H * H].reshape(D, K, H, H), padded[D * K * H * H:].reshape(D, K, H)
+        self.X, self.Y = np.zeros((Nb, H)), np.zeros((Nb, H))
+        self.X[:self.n, :spec.n_in], self.Y[:self.n, :spec.n_out] = X, Y
 
     def args(self):
         return self.Wp, self.bp, self.eps, self.X, self.Y, self.meta
@@ -299,7 +310,7 @@ class Packed:
     def unpack_deltas(self, geps) -> list:
         geps = np.asarray(geps)
         out = []
-        for j, k, m in self._layout:
+        for j, k, m in self._layers:
             # (Nb, K, H) -> (n, m*k) with column i*k+p = piece p of unit i
             out.append(geps[j, :self.n, :k, :m].transpose(0, 2, 1).reshape(self.n, m * k))
         return out
@@ -325,22 +336,27 @@ class ReferenceResult:
 
 
 def _grad_at(p: Packed, side: int):
-    (cost, (on_kink, (z_out, cost_abs))), (gW, gb, geps) = _value_and_grad(*p.args(), np.int32(side))
-    flat = np.concatenate([np.asarray(gW).ravel(), np.asarray(gb).ravel()])[p.index]
+    # np.asarray per output: jax.device_get is slower on small results
+    scalars, grad, geps, z_out = (np.asarray(o) for o in _run(("gradient", p.bucket), _value_and_grad, *p.args(), np.int32(side)))
+    cost, on_kink, cost_abs = scalars
+    flat = grad[p.index]
     deltas = p.unpack_deltas(geps)
     # sum |z dC/dz| over the output pre-activations: how much the cost moves under a relative
     # perturbation of the outputs, the scale of its rounding error (reference.fd.cost_rounding)
     out = p.spec.layers[-1]
     z = np.asarray(z_out)[:p.n, :out.width]
     d = deltas[-1] if out.pieces == 1 else deltas[-1].reshape(p.n, out.width, out.pieces).sum(2)
-    return float(cost), int(on_kink), float(np.sum(np.abs(z * d))) + float(cost_abs) - abs(float(cost)), flat, deltas
+    return float(cost), int(on_kink), float(np.sum(np.abs(z * d)) + cost_abs - abs(cost)), flat, deltas
 
 
 def gradients(spec: NetworkSpec, params, X, Y) -> ReferenceResult:
     """Cost, gradients and deltas of `spec`'s cost at (params, X, Y), in float64."""
-    p = pack(spec, params, X, Y)
+    return gradients_packed(pack(spec, params, X, Y))
+
+
+def gradients_packed(p: Packed) -> ReferenceResult:
     cost, on_kink, sens, flat, deltas = _grad_at(p, 0)
-    res = ReferenceResult(cost, unflatten(spec, flat), deltas, flat, on_kink, output_sensitivity=sens)
+    res = ReferenceResult(cost, unflatten(p.spec, flat), deltas, flat, on_kink, output_sensitivity=sens)
     if on_kink:
         _, _, _, res.flat_other_side, res.deltas_other_side = _grad_at(p, 1)
     return res
@@ -360,7 +376,7 @@ def perturbed_costs(packed: Packed, idx, values) -> tuple[np.ndarray, np.ndarray
         if pad:  # pad with no-op perturbations so every call has a compiled shape
             i = np.concatenate([i, np.full(pad, pidx[0])])
             v = np.concatenate([v, np.full(pad, packed.theta[idx[0]])])
-        c, k = _perturbed(*packed.args(), i, v)
+        c, k = _run(("perturbed", packed.bucket, size), _perturbed_costs, *packed.args(), i, v)
         n = size - pad
         out[s:s + n], crossed[s:s + n] = np.asarray(c)[:n], np.asarray(k)[:n]
     return out, crossed
@@ -373,7 +389,7 @@ def direction_costs(packed: Packed, direction, ts) -> tuple[np.ndarray, np.ndarr
     V[packed.index] = direction
     VW, Vb = V[:packed.Wp.size].reshape(packed.Wp.shape), V[packed.Wp.size:].reshape(packed.bp.shape)
     ts = np.asarray(ts, np.float64)
-    c, k = _directional(*packed.args(), VW, Vb, ts)
+    c, k = _run(("directional", packed.bucket, len(ts)), _direction_costs, *packed.args(), VW, Vb, ts)
     return np.asarray(c), np.asarray(k)
 
 

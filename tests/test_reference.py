@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from implementations import numpy_mlp as npm
-from reference import activations as A, jax_ref
+from reference import activations as A, jax_ref, programs
 from reference.spec import ACTIVATIONS, LOSSES, Layer, NetworkSpec, init_params, mlp, random_batch
 
 mpmath.mp.dps = 50
@@ -87,11 +87,11 @@ def test_one_compiled_function_serves_a_whole_bucket():
     for s in specs[:1]:
         p = init_params(s, rng)
         jax_ref.gradients(s, p, *random_batch(s, rng, 9))
-    size = jax_ref._value_and_grad._cache_size()
+    size = programs.count()
     for s in specs[1:]:
         p = init_params(s, rng)
         jax_ref.gradients(s, p, *random_batch(s, rng, 9))
-    assert jax_ref._value_and_grad._cache_size() == size  # no new compilation
+    assert programs.count() == size  # no new compilation
 
 
 def test_padding_is_exact_for_maxout_and_deep_nets():
@@ -107,3 +107,36 @@ def test_padding_is_exact_for_maxout_and_deep_nets():
     for (gW, gb), (rW, rb) in zip(grads, ref.grads):
         np.testing.assert_allclose(gW, rW, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(gb, rb, rtol=1e-12, atol=1e-15)
+
+
+def test_compiled_programs_are_stored_and_loaded_by_a_later_process(tmp_path):
+    """A second process loads the executables the first stored (and computes the same
+    gradient); a corrupted file is recompiled, not trusted; with JAX's own persistent cache
+    turned on by the user, what is stored still runs when loaded."""
+    import json
+    import os
+    import subprocess
+    import sys
+    code = ("import json, numpy as np\n"
+            "from reference import jax_ref, programs\n"
+            "from reference.spec import mlp, init_params, random_batch\n"
+            "s = mlp(3, [5, 2], ['tanh', 'relu'], 'l1'); rng = np.random.default_rng(1)\n"
+            "r = jax_ref.gradients(s, init_params(s, rng), *random_batch(s, rng, 6))\n"
+            "print(json.dumps([programs.stats, r.flat.tolist()]))\n")
+
+    def run(cache, **env):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "BACKCHECK_JAX_CACHE": str(cache), **env})
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    first, second = run(tmp_path / "a"), run(tmp_path / "a")
+    assert first[0] == {"loaded": 0, "compiled": 1}
+    assert second[0] == {"loaded": 1, "compiled": 0}
+    assert second[1] == first[1]
+    for f in (tmp_path / "a" / "executables").glob("*.bin"):
+        f.write_bytes(f.read_bytes()[:100])
+    third = run(tmp_path / "a")
+    assert third[0] == {"loaded": 0, "compiled": 1} and third[1] == first[1]
+    jax_cache = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    run(tmp_path / "b", **jax_cache)   # fills JAX's cache
+    run(tmp_path / "c", **jax_cache)   # compiles again with JAX's cache warm, and stores
+    assert run(tmp_path / "c", **jax_cache) == [{"loaded": 1, "compiled": 0}, first[1]]
