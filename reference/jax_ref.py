@@ -247,6 +247,7 @@ def _layout(spec: NetworkSpec, n: int):
     D, K, H, Nb = bk.depth, bk.pieces, bk.width, bk.batch
     w_shape, b_shape = (D, K, H, H), (D, K, H)
     index, n_prev = [], spec.n_in
+    piece_mask, unit_mask = np.zeros((D, K), bool), np.zeros((D, H), bool)
     for j, layer in enumerate(spec.layers):
         k, m = layer.pieces, layer.width
         rows = np.arange(m * k)
@@ -255,11 +256,8 @@ def _layout(spec: NetworkSpec, n: int):
                                    np.arange(n_prev)[None, :]), w_shape)
         bi = D * K * H * H + np.ravel_multi_index((np.full(m * k, j), piece, unit), b_shape)
         index += [wi.ravel(), bi]
+        piece_mask[j, :k], unit_mask[j, :m] = True, True
         n_prev = m
-    piece_mask, unit_mask = np.zeros((D, K), bool), np.zeros((D, H), bool)
-    for j, l in enumerate(spec.layers):
-        piece_mask[j, :l.pieces] = True
-        unit_mask[j, :l.width] = True
 
     def pad(values, dtype):  # per-layer values, padded to the bucket's depth
         return np.concatenate([np.asarray(values, dtype), np.zeros(D - spec.depth, dtype)])
@@ -307,8 +305,7 @@ class Packed:
     def args(self):
         return self.Wp, self.bp, self.eps, self.X, self.Y, self.meta
 
-    def unpack_deltas(self, geps) -> list:
-        geps = np.asarray(geps)
+    def unpack_deltas(self, geps: np.ndarray) -> list:
         out = []
         for j, k, m in self._layers:
             # (Nb, K, H) -> (n, m*k) with column i*k+p = piece p of unit i
@@ -344,7 +341,7 @@ def _grad_at(p: Packed, side: int):
     # sum |z dC/dz| over the output pre-activations: how much the cost moves under a relative
     # perturbation of the outputs, the scale of its rounding error (reference.fd.cost_rounding)
     out = p.spec.layers[-1]
-    z = np.asarray(z_out)[:p.n, :out.width]
+    z = z_out[:p.n, :out.width]
     d = deltas[-1] if out.pieces == 1 else deltas[-1].reshape(p.n, out.width, out.pieces).sum(2)
     return float(cost), int(on_kink), float(np.sum(np.abs(z * d)) + cost_abs - abs(cost)), flat, deltas
 
