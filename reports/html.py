@@ -130,21 +130,23 @@ def _header(vs, counts_by_impl) -> str:
 
 
 def _implementations(vs, counts_by_impl) -> str:
-    worst: dict[str, Verdict] = {}
+    # per implementation, the verdict nearest (or furthest over) its bound, among those that have
+    # one: a not-checkable verdict is the most severe of a passing run but carries no numbers
+    nearest: dict[str, Verdict] = {}
     for v in vs:
-        if v.implementation not in worst or severity_key(v) < severity_key(worst[v.implementation]):
-            worst[v.implementation] = v
+        if num(v.bound) and num(_at_worst(v)) is not None:
+            if v.implementation not in nearest or excess(v) > excess(nearest[v.implementation]):
+                nearest[v.implementation] = v
     rows, tot = [], Counter()
     for impl in sorted(counts_by_impl, key=lambda i: (IMPL_ORDER.index(impl_verdict(counts_by_impl[i])), i)):
-        c, w = counts_by_impl[impl], worst[impl]
+        c, w = counts_by_impl[impl], nearest.get(impl)
         tot.update(c)
-        ratio = (f"{esc(_err(_at_worst(w), 1))} / {esc(_err(w.bound, 0))}" if num(w.bound) and num(_at_worst(w)) is not None
-                 else "–")
+        ratio = "–" if w is None else f"{esc(_err(_at_worst(w), 1))} / {esc(_err(w.bound, 0))}"
         rows.append(
             f'<tr><td class="name">{esc(impl)}</td><td>{_impl_badge(impl_verdict(c))}</td>{_count(c[PASSED])}'
             f'{_count(c[FAILED], "bad")}{_count(c[ERROR], "bad")}{_count(c[NOT_CHECKABLE])}'
             f'{_count(c[REFERENCE_MISMATCH], "bad")}{_count(sum(c.values()))}'
-            f'<td class="n" data-v="{_sortval(excess(w))}">{ratio}</td></tr>')
+            f'<td class="n" data-v="{_sortval(excess(w) if w else None)}">{ratio}</td></tr>')
     foot = (f'<tfoot><tr><td>total</td><td></td>{_count(tot[PASSED])}{_count(tot[FAILED], "bad")}'
             f'{_count(tot[ERROR], "bad")}{_count(tot[NOT_CHECKABLE])}{_count(tot[REFERENCE_MISMATCH], "bad")}'
             f'{_count(sum(tot.values()))}<td></td></tr></tfoot>') if len(rows) > 1 else ""

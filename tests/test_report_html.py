@@ -10,7 +10,7 @@ import re
 import pytest
 
 from backcheck.cli import main as cli_main
-from reference.verdict import ERROR, FAILED, PASSED, REFERENCE_MISMATCH, Entry, Verdict
+from reference.verdict import ERROR, FAILED, NOT_CHECKABLE, PASSED, REFERENCE_MISMATCH, Entry, Verdict
 from reports import html, plots
 from reports.assets import JS
 from reports.demo import synthetic_verdicts
@@ -116,6 +116,19 @@ def test_failures_come_worst_first_one_per_implementation_and_check_first():
     # failures before reference mismatches, each group's worst before the rest
     assert order == [("vs_jax", "5.00e-01"), ("vs_fd", "1.00e-05"), ("reference_agreement", "1.00e-04"),
                      ("vs_jax", "1.00e-03")]
+
+
+def test_summary_error_over_bound_comes_from_a_checked_verdict():
+    """A not-checkable verdict is the most severe of a passing run but has no error or bound:
+    the summary shows the checked verdict nearest its bound instead of a dash."""
+    near = Verdict("vs_fd", PASSED, "numpy-builtin", SPEC, max_error=4e-9, worst_error=4e-9, bound=1e-8)
+    far = Verdict("vs_jax", PASSED, "numpy-builtin", SPEC, max_error=3e-16, worst_error=3e-16, bound=1e-10)
+    unchecked = Verdict("directional", NOT_CHECKABLE, "numpy-builtin", SPEC, message="on a kink")
+    only_unchecked = Verdict("vs_jax", NOT_CHECKABLE, "other", SPEC, message="loss not declared")
+    page = html.render(doc_of([far, unchecked, near, only_unchecked]))
+    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr><td class="name">([^<]+)</td>.*?</tr>', page)}
+    assert "4.0e-09 / 1e-08" in text_of(rows["numpy-builtin"]), rows["numpy-builtin"]
+    assert "–" in text_of(rows["other"])
 
 
 def test_error_distribution_bins_each_verdict_at_its_error():
