@@ -14,7 +14,8 @@ that parameter, which is where `default_step` puts it: h = u^(1/3) * max(|θ_i|,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -34,7 +35,13 @@ class FDResult:
     error_estimate: np.ndarray | None  # per-entry absolute error estimate of `numerical`
     kinks: np.ndarray          # entries whose stencil crosses a kink
     undecided: np.ndarray      # entries the checker cannot decide
-    verdict: Verdict
+    make_verdict: Callable[[], Verdict] = field(repr=False)
+
+    @cached_property
+    def verdict(self) -> Verdict:
+        """The checker's own verdict, built on first use: a caller that compares the numerical
+        gradient under its own bound (properties.checks) never pays for it."""
+        return self.make_verdict()
 
 
 def cost_rounding(cost: float, output_sensitivity: float, depth: int) -> float:
@@ -133,19 +140,23 @@ def slide_checker(costs, spec: NetworkSpec | None, theta, grad, weight_mask, *, 
     A = np.where(w == 0, np.nan, A)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(A - G) / (np.abs(A) + np.abs(G))
-    v = compare(check, spec, np.where(undecided, 0, A), G, delta, 0.0, kinks=crossed[:m] | crossed[m:],
-                undecided=undecided, entry=lambda s, i: _entry(s, widx[i]), **fields)
-    if v.n_undecided:
-        why = [f"{v.n_undecided - n_unresolved} with ω = 0 or A = G = 0 (the slide formula divides by zero)"]
-        if n_unresolved:
-            why.append(f"{n_unresolved} whose step ε|ω| is too small to resolve the derivative")
-        v.message = (v.message + "; " if v.message else "") + "undecided weights: " + ", ".join(why)
+    m_crossed = crossed[:m] | crossed[m:]
+
+    def verdict() -> Verdict:
+        v = compare(check, spec, np.where(undecided, 0, A), G, delta, 0.0, kinks=m_crossed,
+                    undecided=undecided, entry=lambda s, i: _entry(s, widx[i]), **fields)
+        if v.n_undecided:
+            why = [f"{v.n_undecided - n_unresolved} with ω = 0 or A = G = 0 (the slide formula divides by zero)"]
+            if n_unresolved:
+                why.append(f"{n_unresolved} whose step ε|ω| is too small to resolve the derivative")
+            v.message = (v.message + "; " if v.message else "") + "undecided weights: " + ", ".join(why)
+        return v
     full = np.full(theta.size, np.nan)
     full[widx] = A
     rel_full = np.full(theta.size, np.nan)
     rel_full[widx] = rel
-    return FDResult(full, rel_full, None, _scatter(crossed[:m] | crossed[m:], widx, theta.size),
-                    _scatter(undecided, widx, theta.size), v)
+    return FDResult(full, rel_full, None, _scatter(m_crossed, widx, theta.size),
+                    _scatter(undecided, widx, theta.size), verdict)
 
 
 def directional_check(dcosts, theta, grad, direction, cost_error: float, *, scale: float = 1.0,
@@ -167,10 +178,12 @@ def directional_check(dcosts, theta, grad, direction, cost_error: float, *, scal
 
 
 def _verdict(check, spec, D, grad, est, analytic_error, floor, crossed, undecided, fields) -> FDResult:
-    tol = est + analytic_error
     rel = relative_bound(np.abs(D - grad), D, grad)
-    v = compare(check, spec, grad, D, relative_bound(tol, D, grad), floor, kinks=crossed, undecided=undecided, **fields)
-    return FDResult(D, rel, est, crossed, np.zeros(D.shape, bool) if undecided is None else undecided, v)
+
+    def verdict() -> Verdict:
+        return compare(check, spec, grad, D, relative_bound(est + analytic_error, D, grad), floor, kinks=crossed,
+                       undecided=undecided, **fields)
+    return FDResult(D, rel, est, crossed, np.zeros(D.shape, bool) if undecided is None else undecided, verdict)
 
 
 def _entry(spec, i):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import jax
 
@@ -107,22 +108,36 @@ def _select_piece(z, piece_mask, zone, side):
     return jnp.sum(jnp.where(chosen, z, 0.0), axis=1), jnp.argmax(chosen, axis=1), jnp.sum(is_max, axis=1) > 1
 
 
-def _forward(Wp, bp, eps, X, Y, meta, side):
+def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
     """The padded network's cost and its activation pattern (which side of every kink each
     unit, maxout group and loss term is on), how many units sit on a kink, and the output
     layer's pre-activations. Layers run under `lax.scan`, so one compiled body serves every
-    depth in the bucket (a layer past the network's depth passes h through unchanged)."""
+    depth in the bucket (a layer past the network's depth passes h through unchanged).
+
+    `entry` (from `_entry_change`) changes one parameter by delta without building a changed
+    copy of the weights: its layer adds delta * h[:, col] (a weight) or delta (a bias) to one
+    pre-activation. Under vmap over many such changes (the finite differences) the weights stay
+    shared, so each layer is one matrix product for all of them, not one small product per
+    change (1.5x faster for a 16-wide, 32-sample bucket). `zones` (the unchanged network's, from
+    its own call) replaces computing the kink zones |W| |h| + |b| again, a second product per
+    layer: they are rounding-sized, and a change of delta moves them by a relative ~delta.
+    Returns the cost and (patterns, on_kink, (z_out, cost_abs), zones)."""
     acts, alphas, is_maxout, piece_mask, unit_mask, active, out_mask, smask, loss_code, l2, n, zone_c = meta
     branches = _act_branches()
     live = smask[:, None]
+    D, K, H = bp.shape
 
     def layer(carry, xs):
         h, z_out, zabs_out = carry
-        W, b, e, act, alpha, maxout, pmask, umask, on = xs
+        W, b, e, act, alpha, maxout, pmask, umask, on, depth, *given = xs
         z = jnp.einsum("nw,kvw->nkv", h, W) + b[None] + e
+        if entry is not None:
+            step = jnp.where(depth == entry.layer, entry.delta, 0.0) * jnp.where(entry.is_bias, 1.0, h[:, entry.col])
+            at = (jnp.arange(K)[:, None] == entry.piece) & (jnp.arange(H)[None, :] == entry.unit)   # (K, H)
+            z = z + jnp.where(at[None], step[:, None, None], 0.0)
         zd = z[:, 0, :]
         # the kink zone: within the forward rounding error of z, a unit may be on either side
-        zabs = lax.stop_gradient(jnp.einsum("nw,kvw->nkv", jnp.abs(h), jnp.abs(W)) + jnp.abs(b)[None])
+        zabs = given[0] if given else lax.stop_gradient(jnp.einsum("nw,kvw->nkv", jnp.abs(h), jnp.abs(W)) + jnp.abs(b)[None])
         zone = zone_c * zabs
         dense = lax.switch(act, branches, zd, alpha, zone[:, 0, :], side)
         pieces, winner, tie = _select_piece(z, pmask, zone, side)
@@ -135,11 +150,13 @@ def _forward(Wp, bp, eps, X, Y, meta, side):
         h_new = jnp.where(on, jnp.where(maxout, pieces, dense), h)
         zmax = jnp.where(maxout, jnp.max(jnp.where(pmask[None, :, None], z, -jnp.inf), axis=1), zd)
         carry = (h_new, jnp.where(on, zmax, z_out), jnp.where(on, jnp.max(zabs, axis=1), zabs_out))
-        return carry, (jnp.where(mask, pat, 0), jnp.sum(mask & at))
+        return carry, (jnp.where(mask, pat, 0), jnp.sum(mask & at), zabs)
 
     zeros = jnp.zeros_like(X)
-    (h, z_out, zabs_out), (patterns, on_kink) = lax.scan(
-        layer, (X, zeros, zeros), (Wp, bp, eps, acts, alphas, is_maxout, piece_mask, unit_mask, active))
+    xs = (Wp, bp, eps, acts, alphas, is_maxout, piece_mask, unit_mask, active, jnp.arange(D))
+    (h, z_out, zabs_out), (patterns, on_kink, zabs_layers) = lax.scan(
+        layer, (X, zeros, zeros), xs if zones is None else xs + (zones[0],))
+    zabs_out = zabs_out if zones is None else zones[1]
     loss_zone = zone_c * (zabs_out + jnp.abs(Y) + 1.0)
     per_sample, magnitude = lax.switch(loss_code, list(_LOSS_FNS.values()), h, Y, out_mask[None, :], loss_zone, side)
     kink_arg = lax.switch(loss_code, [(lambda y, t: jnp.ones_like(y)) if f is None else f
@@ -147,10 +164,13 @@ def _forward(Wp, bp, eps, X, Y, meta, side):
     lmask = live & out_mask[None, :]
     loss_pattern = jnp.where(lmask, (kink_arg > 0).astype(patterns.dtype), 0)
     on_kink = jnp.sum(on_kink) + jnp.sum(lmask & (jnp.abs(kink_arg) <= loss_zone))
-    reg = 0.5 * l2 * jnp.sum(Wp * Wp)
+    sq = jnp.sum(Wp * Wp)
+    if entry is not None:  # the changed weight's square: (w + delta)² - w² = delta (2w + delta)
+        sq = sq + jnp.where(entry.is_bias, 0.0, entry.delta * (2 * entry.old + entry.delta))
+    reg = 0.5 * l2 * sq
     cost = jnp.sum(jnp.where(smask, per_sample, 0.0)) / n + reg
     cost_abs = lax.stop_gradient(jnp.sum(jnp.where(smask, magnitude, 0.0)) / n + reg)
-    return cost, ((patterns, loss_pattern), on_kink, (z_out, cost_abs))
+    return cost, ((patterns, loss_pattern), on_kink, (z_out, cost_abs), (zabs_layers, zabs_out))
 
 
 def _crossed(pattern, base):
@@ -158,7 +178,7 @@ def _crossed(pattern, base):
 
 
 def _cost_aux(Wp, bp, eps, X, Y, meta, side):
-    cost, (_, on_kink, z_out) = _forward(Wp, bp, eps, X, Y, meta, side)
+    cost, (_, on_kink, z_out, _) = _forward(Wp, bp, eps, X, Y, meta, side)
     return cost, (on_kink, z_out)
 
 
@@ -174,21 +194,41 @@ def _value_and_grad(Wp, bp, eps, X, Y, meta, side):
 def _perturbed_costs(Wp, bp, eps, X, Y, meta, idx, values):
     """Costs with one flat padded-parameter entry set to a new value, for each (idx, value),
     and whether that perturbation moved any unit across a kink (a changed activation pattern)."""
-    nW = Wp.size
-    _, (base, _, _) = _forward(Wp, bp, eps, X, Y, meta, 0)
+    _, (base, _, _, zones) = _forward(Wp, bp, eps, X, Y, meta, 0)
 
     def one(i, v):
-        theta = jnp.concatenate([Wp.ravel(), bp.ravel()]).at[i].set(v)
-        cost, (pat, _, _) = _forward(theta[:nW].reshape(Wp.shape), theta[nW:].reshape(bp.shape), eps, X, Y, meta, 0)
+        cost, (pat, *_) = _forward(Wp, bp, eps, X, Y, meta, 0, _entry_change(Wp, bp, i, v), zones)
         return cost, _crossed(pat, base)
     return jax.vmap(one)(idx, values)
 
 
+class _Entry(NamedTuple):
+    layer: jax.Array
+    piece: jax.Array
+    unit: jax.Array
+    col: jax.Array
+    is_bias: jax.Array
+    delta: jax.Array
+    old: jax.Array
+
+
+def _entry_change(Wp, bp, i, value):
+    """Flat padded index i (into concat(Wp.ravel(), bp.ravel())) set to `value`, as _forward's
+    `entry`: (layer, piece, unit, input column, is a bias, delta), plus the old value."""
+    nW = Wp.size
+    is_bias = i >= nW
+    d, k, v, col = jnp.unravel_index(jnp.where(is_bias, 0, i), Wp.shape)
+    db, kb, vb = jnp.unravel_index(jnp.where(is_bias, i - nW, 0), bp.shape)
+    old = jnp.where(is_bias, bp.ravel()[jnp.where(is_bias, i - nW, 0)], Wp.ravel()[jnp.where(is_bias, 0, i)])
+    return _Entry(jnp.where(is_bias, db, d), jnp.where(is_bias, kb, k), jnp.where(is_bias, vb, v), col, is_bias,
+                  value - old, old)
+
+
 def _direction_costs(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
-    _, (base, _, _) = _forward(Wp, bp, eps, X, Y, meta, 0)
+    _, (base, *_) = _forward(Wp, bp, eps, X, Y, meta, 0)
 
     def one(t):
-        cost, (pat, _, _) = _forward(Wp + t * VW, bp + t * Vb, eps, X, Y, meta, 0)
+        cost, (pat, *_) = _forward(Wp + t * VW, bp + t * Vb, eps, X, Y, meta, 0)
         return cost, _crossed(pat, base)
     return jax.vmap(one)(ts)
 

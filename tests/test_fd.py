@@ -6,7 +6,7 @@ import pytest
 from implementations.numpy_mlp import builtin
 from properties.checks import Case, Context, run_check
 from reference import fd, jax_ref
-from reference.spec import Layer, NetworkSpec, flatten, init_params, mlp, random_batch
+from reference.spec import Layer, NetworkSpec, flatten, init_params, mlp, random_batch, unflatten
 
 
 def setup(spec, seed=0, n=5):
@@ -37,6 +37,38 @@ def test_slide_checker_is_faithful_and_reports_what_it_cannot_decide():
     w = pk.theta[i]
     cp, _ = costs_of(pk)(np.array([i, i]), np.array([w * (1 + 1e-6), w * (1 - 1e-6)]))
     assert r.numerical[i] == (cp[0] - cp[1]) / (2 * 1e-6 * w)
+
+
+def test_perturbed_costs_are_the_costs_of_the_changed_networks():
+    """The batched evaluator changes one parameter per evaluation without copying the weights
+    (jax_ref._entry_change): each cost must be the changed network's own cost, for every weight,
+    bias and maxout piece, with the regularizer, in a net padded to a deeper bucket; and a change
+    that moves a ReLU unit across its kink must say so."""
+    spec = NetworkSpec(3, (Layer(4, "maxout", pieces=3), Layer(5, "relu"), Layer(2, "tanh")), "mse", 0.1)
+    p, X, Y, pk, ref = setup(spec, seed=3, n=6)
+    theta = pk.theta
+    idx = np.arange(theta.size)
+    for step in (1e-4, 0.5):
+        values = theta + step * (1 + np.abs(theta))
+        got, crossed = jax_ref.perturbed_costs(pk, idx, values)
+        for i in idx:
+            changed = theta.copy()
+            changed[i] = values[i]
+            cp = unflatten(spec, changed)
+            want = jax_ref.gradients(spec, cp, X, Y).cost
+            assert got[i] == pytest.approx(want, rel=1e-14, abs=1e-15), (i, step)
+            assert crossed[i] == _kink_pattern_moved(spec, p, cp, X), (i, step)
+    assert crossed.any()  # the large change does cross (else the last check proves nothing)
+
+
+def _kink_pattern_moved(spec, p, cp, X) -> bool:
+    """Whether the maxout winners or the ReLU signs differ between two parameter sets."""
+    def pattern(params):
+        (W1, b1), (W2, b2), _ = params
+        z1 = (X @ W1.T + b1).reshape(len(X), 4, 3)
+        h1 = z1.max(axis=2)
+        return np.concatenate([z1.argmax(axis=2).ravel(), (h1 @ W2.T + b2 > 0).ravel()])
+    return bool(np.any(pattern(p) != pattern(cp)))
 
 
 def test_slide_checker_fails_a_wrong_gradient():
