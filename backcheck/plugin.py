@@ -49,7 +49,14 @@ def pytest_configure(config):
     config._backcheck_started = time.time()
     if not config.getoption("hypothesis_profile", None):
         profiles.load_default()  # "ci" when $CI is set, else "dev"
-    profiles.import_all()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session):
+    # before any test runs, in every process that runs tests; not in an xdist controller, which
+    # runs none and whose second of imports would delay every worker's start
+    if not session.config.pluginmanager.hasplugin("dsession"):
+        profiles.import_all()
 
 
 def pytest_generate_tests(metafunc):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -109,23 +110,27 @@ def naive_rate(n: int) -> float:
     return len(examples) / (time.perf_counter() - t0)
 
 
-def xdist_speedup(examples: int) -> tuple[float, float]:
-    """Wall time of the property suite with 1 and 2 xdist workers. Both run with
-    the same warm executable cache (reference.programs; a first, untimed run fills it), as
-    every run after a machine's first does: otherwise each worker pays every bucket's compile
-    and the comparison measures XLA, not the suite."""
+def xdist_speedup(examples: int) -> dict:
+    """Wall time and cores kept busy (CPU seconds / wall) of the property suite with 1 and 2
+    xdist workers, and with 1 worker held to one CPU. All run with the same warm executable
+    cache (reference.programs; a first, untimed run fills it), as every run after a machine's
+    first does: otherwise each worker pays every bucket's compile and the comparison measures
+    XLA, not the suite. One worker is not one core: XLA runs the larger finite-difference
+    programs on a thread per core, so the one-CPU run is the baseline for per-core scaling."""
     import tempfile
     cache = tempfile.mkdtemp(prefix="backcheck-bench-cache-")  # reference.programs' executables
     env = {**os.environ, "CI": "true", "BACKCHECK_JAX_CACHE": cache}
     base = [sys.executable, "-m", "pytest", str(ROOT / "properties" / "test_properties.py"), "-q", "-p",
             "no:cacheprovider", "--no-isolation", f"--hypothesis-profile=bench{examples}", "-p", "benchmarks.xdist_profile"]
     subprocess.run(base + ["-n", "2"], cwd=ROOT, env=env, check=True, capture_output=True)  # fills the cache
-    times = []
-    for workers in ("1", "2"):
-        t0 = time.perf_counter()
-        subprocess.run(base + ["-n", workers], cwd=ROOT, env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - t0)
-    return times[0], times[1]
+
+    def timed(workers: str, one_cpu: bool = False) -> tuple[float, float]:
+        pin = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if one_cpu else None
+        before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        subprocess.run(base + ["-n", workers], cwd=ROOT, env=env, check=True, capture_output=True, preexec_fn=pin)
+        wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / wall
+    return {"-n 1": timed("1"), "-n 2": timed("2"), "-n 1 on one CPU": timed("1", one_cpu=True)}
 
 
 _BURN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(20_000_000):\n    x += i\nprint(time.perf_counter() - t)"
@@ -181,10 +186,14 @@ def main():
     print(f"ratio vs_fd / naive: {best['vs_fd'] / max(naive):.0f}x;  vs_jax / naive: {best['vs_jax'] / max(naive):.0f}x")
     if not args.no_xdist:
         before = machine_parallelism()
-        t1, t2 = xdist_speedup(args.xdist_examples)
+        runs = xdist_speedup(args.xdist_examples)
         after = machine_parallelism()
-        print(f"pytest properties/test_properties.py ({args.xdist_examples} examples per property): "
-              f"-n 1 {t1:.1f} s, -n 2 {t2:.1f} s, speed-up {t1 / t2:.2f}x")
+        print(f"pytest properties/test_properties.py ({args.xdist_examples} examples per property):")
+        for name, (wall, busy) in runs.items():
+            print(f"  {name:16s} {wall:6.1f} s   cores busy {busy:.2f}")
+        two = runs["-n 2"][0]
+        print(f"  speed-up of -n 2: {runs['-n 1'][0] / two:.2f}x over -n 1, "
+              f"{runs['-n 1 on one CPU'][0] / two:.2f}x over -n 1 on one CPU")
         print(f"this machine's own 2-process speed-up (pure-Python loop), before/after: {before:.2f}x / {after:.2f}x")
 
 

@@ -16,6 +16,8 @@ from reference.verdict import NOT_CHECKABLE, Verdict
 
 # One test per property and loss: smaller tests that xdist can spread over its workers and
 # failures that say which loss; each gets a quarter of the profile's examples (7 losses: 1.75x).
+# Slowest first (the finite-difference ones): xdist hands out tests in file order, so the short
+# ones are left to fill the end of the run instead of one long test running alone.
 EXAMPLES = max(10, settings().max_examples // 4)
 per_loss = pytest.mark.parametrize("loss", list(LOSSES))
 
@@ -32,18 +34,21 @@ def _check(impl, impl_spec, record, data, check, loss):
     assert v.ok, v.explain()
 
 
-@per_loss
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_cost_and_gradients_vs_jax(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "vs_jax", loss)
+@given(case=cases(dtypes=("float64", "float32")))
+def test_references_agree(record, case):
+    """JAX against finite differences, no implementation involved: if this fails the harness
+    is wrong, and it is reported as reference_mismatch, not as an implementation's failure."""
+    v = run_check(Context(None, case, "builtin"), "reference_agreement")
+    if v.ok or current_build_context().is_final:
+        record(v)
+    assert v.ok, v.explain()
 
 
 @per_loss
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
-def test_gradients_vs_central_differences(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "vs_fd", loss)
+def test_weights_vs_slide_checker(impl, impl_spec, record, data, loss):
+    _check(impl, impl_spec, record, data, "slide_fd", loss)
 
 
 @per_loss
@@ -56,8 +61,15 @@ def test_gradients_vs_richardson(impl, impl_spec, record, data, loss):
 @per_loss
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
-def test_weights_vs_slide_checker(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "slide_fd", loss)
+def test_gradients_vs_central_differences(impl, impl_spec, record, data, loss):
+    _check(impl, impl_spec, record, data, "vs_fd", loss)
+
+
+@per_loss
+@settings(max_examples=EXAMPLES)
+@given(data=st.data())
+def test_cost_and_gradients_vs_jax(impl, impl_spec, record, data, loss):
+    _check(impl, impl_spec, record, data, "vs_jax", loss)
 
 
 @per_loss
@@ -80,13 +92,3 @@ def test_layer_deltas_vs_jax(impl, impl_spec, record, data, loss):
     if not impl.capabilities.intermediates:
         return  # reported once by test_intermediates_declared
     _check(impl, impl_spec, record, data, "intermediates", loss)
-
-
-@given(case=cases(dtypes=("float64", "float32")))
-def test_references_agree(record, case):
-    """JAX against finite differences, no implementation involved: if this fails the harness
-    is wrong, and it is reported as reference_mismatch, not as an implementation's failure."""
-    v = run_check(Context(None, case, "builtin"), "reference_agreement")
-    if v.ok or current_build_context().is_final:
-        record(v)
-    assert v.ok, v.explain()
