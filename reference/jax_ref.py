@@ -118,9 +118,11 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
     copy of the weights: its layer adds delta * h[:, col] (a weight) or delta (a bias) to one
     pre-activation. Under vmap over many such changes (the finite differences) the weights stay
     shared, so each layer is one matrix product for all of them, not one small product per
-    change (1.5x faster for a 16-wide, 32-sample bucket). `zones` (the unchanged network's, from
-    its own call) replaces computing the kink zones |W| |h| + |b| again, a second product per
-    layer: they are rounding-sized, and a change of delta moves them by a relative ~delta.
+    change. delta = value - old is the representable step the finite differences divide by
+    (reference.fd: (θ + h) - θ), so the two agree exactly. `zones` (the unchanged network's,
+    from its own call) replaces computing the kink zones |W| |h| + |b| again, a second product
+    per layer: they are rounding-sized, and a change of delta moves them by a relative ~delta.
+    Together: 2x faster for a 16-wide, 32-sample bucket, 1.3x for the smallest.
     Returns the cost and (patterns, on_kink, (z_out, cost_abs), zones)."""
     acts, alphas, is_maxout, piece_mask, unit_mask, active, out_mask, smask, loss_code, l2, n, zone_c = meta
     branches = _act_branches()
