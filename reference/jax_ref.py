@@ -123,7 +123,7 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
     from its own call) replaces computing the kink zones |W| |h| + |b| again, a second product
     per layer: they are rounding-sized, and a change of delta moves them by a relative ~delta.
     Together: 2x faster for a 16-wide, 32-sample bucket, 1.3x for the smallest.
-    Returns the cost and (patterns, on_kink, (z_out, cost_abs), zones)."""
+    Returns the cost and (patterns, on_kink, (z_out, cost_abs), per-layer kink zones)."""
     acts, alphas, is_maxout, piece_mask, unit_mask, active, out_mask, smask, loss_code, l2, n, zone_c = meta
     branches = _act_branches()
     live = smask[:, None]
@@ -157,8 +157,7 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
     zeros = jnp.zeros_like(X)
     xs = (Wp, bp, eps, acts, alphas, is_maxout, piece_mask, unit_mask, active, jnp.arange(D))
     (h, z_out, zabs_out), (patterns, on_kink, zabs_layers) = lax.scan(
-        layer, (X, zeros, zeros), xs if zones is None else xs + (zones[0],))
-    zabs_out = zabs_out if zones is None else zones[1]
+        layer, (X, zeros, zeros), xs if zones is None else xs + (zones,))
     loss_zone = zone_c * (zabs_out + jnp.abs(Y) + 1.0)
     per_sample, magnitude = lax.switch(loss_code, list(_LOSS_FNS.values()), h, Y, out_mask[None, :], loss_zone, side)
     kink_arg = lax.switch(loss_code, [(lambda y, t: jnp.ones_like(y)) if f is None else f
@@ -172,7 +171,7 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
     reg = 0.5 * l2 * sq
     cost = jnp.sum(jnp.where(smask, per_sample, 0.0)) / n + reg
     cost_abs = lax.stop_gradient(jnp.sum(jnp.where(smask, magnitude, 0.0)) / n + reg)
-    return cost, ((patterns, loss_pattern), on_kink, (z_out, cost_abs), (zabs_layers, zabs_out))
+    return cost, ((patterns, loss_pattern), on_kink, (z_out, cost_abs), zabs_layers)
 
 
 def _crossed(pattern, base):
@@ -217,11 +216,10 @@ class _Entry(NamedTuple):
 def _entry_change(Wp, bp, i, value):
     """Flat padded index i (into concat(Wp.ravel(), bp.ravel())) set to `value`, as _forward's
     `entry`: (layer, piece, unit, input column, is a bias, delta), plus the old value."""
-    nW = Wp.size
-    is_bias = i >= nW
+    is_bias = i >= Wp.size
     d, k, v, col = jnp.unravel_index(jnp.where(is_bias, 0, i), Wp.shape)
-    db, kb, vb = jnp.unravel_index(jnp.where(is_bias, i - nW, 0), bp.shape)
-    old = jnp.where(is_bias, bp.ravel()[jnp.where(is_bias, i - nW, 0)], Wp.ravel()[jnp.where(is_bias, 0, i)])
+    db, kb, vb = jnp.unravel_index(jnp.where(is_bias, i - Wp.size, 0), bp.shape)
+    old = jnp.concatenate([Wp.ravel(), bp.ravel()])[i]  # unbatched under vmap: built once
     return _Entry(jnp.where(is_bias, db, d), jnp.where(is_bias, kb, k), jnp.where(is_bias, vb, v), col, is_bias,
                   value - old, old)
 
