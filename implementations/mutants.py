@@ -147,6 +147,23 @@ class MseDerivativeSign(_Mutant):
         return per_sample, (t - y if name == "mse" else g)
 
 
+class ScaledByOnePlusMicro(_Mutant):
+    bug = "every gradient scaled by 1 + 1e-6 (a constant folded in slightly wrong): only a bound that was never loosened sees it"
+
+    def fix_grads(self, spec, params, X, grads):
+        return [(gW * (1 + 1e-6), gb * (1 + 1e-6)) for gW, gb in grads]
+
+
+class SingleEntryOff(_Mutant):
+    bug = "one entry, layer 1 W[0,0], off by 1e-3 times the largest gradient entry (an indexing slip in one place)"
+
+    def fix_grads(self, spec, params, X, grads):
+        top = max(max(np.abs(gW).max(initial=0), np.abs(gb).max(initial=0)) for gW, gb in grads)
+        gW = grads[0][0].copy()
+        gW[0, 0] += 1e-3 * (top if top > 0 else 1.0)
+        return [(gW, grads[0][1])] + grads[1:]
+
+
 MUTANTS = {cls.__name__: cls for cls in _Mutant.__subclasses__()}
 
 

@@ -3,29 +3,49 @@
 For every gradient entry g_i = Σ_terms (products along backprop paths) the rounding error of a
 correct implementation in a dtype with unit roundoff u is bounded, to first order, by
 
-    tol_i = c · u · A_i  +  S_i
+    tol_i = c · u · A_i  +  S_i  +  underflow
 
 * A_i is the same entry computed on absolute values — the backward pass run again with |W|,
-  |f'(z)|, |h| and the loss derivative's *terms* (|y| + |t| for y - t, p + t for softmax - t):
-  A_i = Σ|terms|. Its ratio to |g_i| is the entry's condition number κ_i = Σ|terms| / |Σ terms|:
-  an entry that is a sum of large terms cancelling to a small value carries their rounding
-  error, not its own size's. c = 4 (L + 2) + 2 log2(N H) counts a few roundings per stage plus
-  the summation depth over the batch and the widths.
-* an underflow term c N tiny (tiny: the dtype's smallest normal number), since a float32
-  implementation flushes to zero what float64 still resolves (e.g. σ(-100)).
-* S_i is what saturation and the forward pass add. The outputs carry a forward error up to
-  c u Zabs (Zabs = |W| |h| + |b| of the output layer), which the loss's curvature turns into an
-  error of dloss/dy (1 for mse, σσ' for logistic/bce, 2p for softmax, 0 where piecewise linear). A correct implementation may compute tanh'
-  as 1 - h² and sigmoid' as h (1 - h) from the *output*; near saturation that has an absolute
-  error of up to ~3u in f' however small f' is. We charge 4u · |incoming| for every tanh/sigmoid
-  unit, propagated down with |W|, |f'|. A smooth f' computed from z inherits the forward error
-  of z, |δz| <= u c Zabs with Zabs = |W| |h| + |b|, times |f''/f'| <= 2 for every smooth
-  activation of the vocabulary; and the forward error of h (<= u c Lip Zabs) multiplies δ.
+  |f'(z)|, |h| and the loss derivative's *terms* (see FORMULAS below): A_i = Σ|terms|. Its ratio
+  to |g_i| is the entry's condition number κ_i = Σ|terms| / |Σ terms|: an entry that is a sum of
+  large terms cancelling to a small value carries their rounding error, not its own size's.
+  c = 4 (L + 2) + 2 log2(N H) counts a few roundings per stage plus the summation depth over the
+  batch and the widths (reference.rounding).
+* S_i is what the forward pass and saturation add. The forward error of a pre-activation is
+  c u Zfwd, where Zfwd is the *propagated* magnitude: Zfwd_k = |W_k| |h_{k-1}| + |b_k| (the
+  rounding of this layer's dot products, relative to their terms, not to |z|: cancellation inside
+  z) plus |W_k| (Lip_{k-1} Zfwd_{k-1}) (the error the layer's input already carries, through the
+  activation's slope). The outputs' forward error reaches dloss/dy through the loss's Jacobian,
+  a smooth f'(z) through |f''/f'| <= 2, and dC/dW through the error of h.
+* underflow: c N tiny (tiny: the dtype's smallest normal number), since a float32 implementation
+  flushes to zero what float64 still resolves (e.g. σ(-100)).
+
+FORMULAS — the derivative forms correct code really uses; the model bounds the worst of them, so
+every one of them passes while a wrong derivative still fails (tests/zoo/ holds one of each):
+
+  activation  forms found in practice                         what the model charges
+  sigmoid     s(z) s(-z); s (1 - s) from the output h           4u |incoming| absolute (SAT_ABS_ERROR),
+  tanh        sech² z; 1 - h² (textbook); (1 + h)(1 - h) (JAX)    whatever the size of f'
+  elu         a e^z; expm1(z) + 1 (JAX's default rule for expm1); 4u |a| |incoming| absolute on z < 0
+              h + a (from the output)
+  softplus    s(z); e^z / (1 + e^z)                             relative: the curvature term
+  relu family exact 0/1/α                                        nothing (kinks are handled apart)
+  loss        forms found in practice                         |terms| of dloss/dy (_loss_terms)
+  mse         y - t                                              |y| + |t|
+  logistic    -t s(-t y) ; s(y) - (1 + t)/2 (PyTorch-style)     s(y) + (1 + t)/2
+  bce         (1 - 2t) s((1 - 2t) z) ; s(z) - t (PyTorch's       s(z) + t: s(z) - 1 cancels when the
+              binary_cross_entropy_with_logits)                  true class is predicted strongly
+  softmax_ce  softmax(z) - t                                     p + t
+  l1, perceptron, hinge: exact ±1/0                               |t| (or 1)
+  reduction: a batch mean by one division, or per-sample gradients accumulated then divided
+  (textbook loops): the summation depth is in c.
 
 Comparing two computations (implementation vs JAX) adds their tolerances: the reference is
 float64 with the same model. The relative bound reported in a verdict is tol_i / (|a_i| + |b_i|).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,62 +60,88 @@ CURVATURE = 2.0                      # max |f''/f'| over the smooth activations 
 
 
 def _loss_terms(loss: str, y, t):
-    """|terms| of dloss/dy: the magnitude its rounding error is relative to."""
+    """|terms| of dloss/dy in the least accurate form correct code uses (FORMULAS): the
+    magnitude its rounding error is relative to."""
     if loss == "mse":
         return np.abs(y) + np.abs(t)
     if loss in ("l1", "perceptron", "hinge"):
         return np.abs(t) if loss != "l1" else np.ones_like(y)
     if loss == "logistic":
-        return np.abs(t) * sigmoid(-t * y)
+        return sigmoid(y) + (1 + t) / 2
     if loss == "bce":
-        s = 1 - 2 * t
-        return sigmoid(s * y)
+        return sigmoid(y) + t
     if loss == "softmax_ce":
-        m = y.max(axis=1, keepdims=True)
-        p = np.exp(y - m)
-        p /= p.sum(1, keepdims=True)
-        return p + np.abs(t)
+        return _softmax(y) + np.abs(t)
     raise ValueError(loss)
 
 
-def _loss_curvature(loss: str, y, t):
-    """|d(dloss/dy)/dy| per output (row sums of its absolute Jacobian for softmax): how an
-    absolute error in y becomes an error in dloss/dy."""
+def _softmax(y):
+    p = np.exp(y - y.max(axis=1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
+def _loss_error(loss: str, y, t, e):
+    """An upper bound on |J| e, J the Jacobian of dloss/dy in y: how absolute errors e of the
+    outputs become an error of dloss/dy. Softmax couples the outputs: dp_i/dz_j = p_i (δ_ij - p_j),
+    so the error of p_i is p_i e_i + p_i Σ_j p_j e_j — a class with an exactly known logit still
+    moves with the others' (through the log-sum-exp)."""
     if loss == "mse":
-        return np.ones_like(y)
+        return e
     if loss == "logistic":
-        return sigmoid(t * y) * sigmoid(-t * y) * t * t
+        return sigmoid(t * y) * sigmoid(-t * y) * t * t * e
     if loss == "bce":
-        s = 1 - 2 * t
-        return sigmoid(s * y) * sigmoid(-s * y)
+        return sigmoid(y) * sigmoid(-y) * e
     if loss == "softmax_ce":
-        m = y.max(axis=1, keepdims=True)
-        p = np.exp(y - m)
-        return 2 * p / p.sum(1, keepdims=True)
+        p = _softmax(y)
+        return p * e + p * np.sum(p * e, axis=1, keepdims=True)
     return np.zeros_like(y)  # piecewise linear: l1, perceptron, hinge
 
 
-def gradient_tolerance(spec: NetworkSpec, params, X, Y, dtype=None):
-    """(tol, A, delta_tol): per-entry absolute error bound of a correct implementation computing
-    in `dtype` (default: the spec's) and the absolute-value gradient A, both flat in
-    spec.flatten order; and per layer the error bound of the deltas dC/dz (N, rows)."""
-    u = unit_roundoff(dtype or spec.dtype)
+def _slope_bound(layer, z, d, near):
+    """|f'| as the error of z passes through the activation: the local slope, or the larger
+    one-sided slope for a unit within its forward error of a kink (it may be on either side)."""
+    if layer.activation == "maxout":
+        return np.ones_like(z)
+    slope = np.abs(d)
+    if layer.kinked or layer.activation == "elu":
+        slope = np.where(near, max(1.0, abs(layer.param)), slope)
+    return slope
+
+
+@dataclass
+class Model:
+    """The error model of one case in one dtype, flat in spec.flatten order where flat."""
+    tol: np.ndarray          # per-entry absolute error bound of a correct gradient
+    A: np.ndarray            # the absolute-value gradient Σ|terms|
+    delta_tol: list          # per layer, the error bound of the deltas dC/dz (N, rows)
+    zfwd_out: np.ndarray     # the outputs' propagated forward magnitudes (N, rows_L): error c u Zfwd
+
+
+def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
+    """The error model of a correct implementation computing (params, X, Y) in `dtype` (default:
+    the spec's); see the module docstring."""
+    dt = np.dtype(dtype or spec.dtype)
+    u = unit_roundoff(dt)
     params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     N = X.shape[0]
     c = rounding_factor(spec, N)
-    hs, ds, zabs = [X], [], []
+    hs, ds, zfwd, hfwd = [X], [], [], [np.zeros_like(X)]
     for layer, (W, b) in zip(spec.layers, params):
         z = hs[-1] @ W.T + b
-        zabs.append(np.abs(hs[-1]) @ np.abs(W).T + np.abs(b))
+        absW = np.abs(W)
+        zf = np.abs(hs[-1]) @ absW.T + np.abs(b) + hfwd[-1] @ absW.T
         h, d = _maxout(z, layer.pieces) if layer.activation == "maxout" else _activation(layer.activation, layer.param, z)
-        hs.append(h), ds.append(d)
+        slope = _slope_bound(layer, z, d, np.abs(z) <= c * u * zf)
+        hf = slope * zf
+        if layer.activation == "maxout":
+            hf = hf.reshape(N, -1, layer.pieces).max(axis=2)
+        hs.append(h), ds.append(d), zfwd.append(zf), hfwd.append(hf + np.abs(h) / c)  # f's own rounding: u |h|
     M = _loss_terms(spec.loss, hs[-1], Y) / N          # |incoming| at the output
-    z_out = zabs[-1]
+    z_out = zfwd[-1]
     if spec.layers[-1].activation == "maxout":
         z_out = z_out.reshape(N, -1, spec.layers[-1].pieces).max(axis=2)
-    # absolute error of the incoming: the outputs' forward error c u Zabs through the loss's curvature
-    E = _loss_curvature(spec.loss, hs[-1], Y) * c * u * z_out / N
+    E = _loss_error(spec.loss, hs[-1], Y, c * u * z_out) / N   # absolute error of the incoming
     A_parts, S_parts, delta_tol = [None] * spec.depth, [None] * spec.depth, [None] * spec.depth
     for k in reversed(range(spec.depth)):
         layer, (W, _) = spec.layers[k], params[k]
@@ -106,21 +152,36 @@ def gradient_tolerance(spec: NetworkSpec, params, X, Y, dtype=None):
         delta_err = d * E
         if layer.activation in SAT_ACTS:
             delta_err = delta_err + SAT_ABS_ERROR * u * M
+        if layer.activation == "elu":   # expm1(z) + 1 or h + a: an absolute error ~u |a| on z < 0
+            delta_err = delta_err + SAT_ABS_ERROR * u * abs(layer.param) * M * (ds[k] != 1)
         if layer.activation in SMOOTH_ACTS:
-            delta_err = delta_err + CURVATURE * c * u * zabs[k] * delta_abs
+            delta_err = delta_err + CURVATURE * c * u * zfwd[k] * delta_abs
         delta_tol[k] = c * u * delta_abs + delta_err
         h_prev = np.abs(hs[k])
-        h_err = c * u * (zabs[k - 1] if k > 0 else 0 * h_prev)   # forward error of the layer's input
-        if k > 0 and spec.layers[k - 1].activation == "maxout":
-            h_err = h_err.reshape(h_err.shape[0], -1, spec.layers[k - 1].pieces).max(axis=2)
+        h_err = c * u * hfwd[k]   # forward error of the layer's input
         A_parts[k] = (delta_abs.T @ h_prev + spec.l2 * np.abs(W), delta_abs.sum(0))
         S_parts[k] = (delta_err.T @ h_prev + delta_abs.T @ h_err, delta_err.sum(0))
         M, E = delta_abs @ np.abs(W), delta_err @ np.abs(W)
     A = np.concatenate([np.concatenate([a.ravel(), b.ravel()]) for a, b in A_parts])
     S = np.concatenate([np.concatenate([a.ravel(), b.ravel()]) for a, b in S_parts])
     # underflow: every product and sum may flush to zero below the dtype's smallest normal
-    tiny = c * np.finfo(np.dtype(dtype or spec.dtype)).tiny * N
-    return c * u * A + S + tiny, A, [d + tiny for d in delta_tol]
+    tiny = c * np.finfo(dt).tiny * N
+    return Model(c * u * A + S + tiny, A, [d + tiny for d in delta_tol], zfwd[-1])
+
+
+def gradient_tolerance(spec: NetworkSpec, params, X, Y, dtype=None):
+    """(tol, A, delta_tol) of `model`: the per-entry absolute error bound, the absolute-value
+    gradient, and per layer the error bound of the deltas dC/dz (N, rows)."""
+    m = model(spec, params, X, Y, dtype)
+    return m.tol, m.A, m.delta_tol
+
+
+def output_sensitivity(zfwd_out, out_deltas, loss_cancellation: float) -> float:
+    """Σ |dC/dz| Zfwd over the outputs, plus the loss's internal cancellation: the cost's
+    rounding error is c u times this plus |C| (reference.fd.cost_rounding). The outputs' error
+    scales with their propagated magnitudes Zfwd, not with |z|: a z near 0 made of large
+    cancelling terms carries their error."""
+    return float(np.sum(np.abs(out_deltas) * zfwd_out)) + loss_cancellation
 
 
 def cost_tolerance(spec: NetworkSpec, cost_abs: float, output_sensitivity: float, n: int, dtype=None) -> float:

@@ -9,6 +9,12 @@ reported relative to that level, since its own size says nothing about the accur
 gradient (1e-20 against 0 is "relative error 1"). The bound is rescaled with it, so whether an
 entry passes is unchanged: only the numbers shown in tables and plots stop being noise.
 Kink entries (non-differentiable points) and undecided entries are counted, never failed.
+
+No vacuous verdicts: the relative error is at most 1 (|a - b| <= |a| + |b|), so an entry whose
+bound is VACUOUS_BOUND = 1/2 or more could only fail on a sign flip or a factor of 3: a check
+whose error model allows that much has not checked the entry. Such entries are undecided ("the
+rounding a correct implementation may carry is as large as the value"), and a verdict with no
+decided entry is not_checkable, never passed.
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ from reference.verdict import FAILED, NOT_CHECKABLE, PASSED, Entry, Verdict
 
 
 SCALE_FLOOR = 1e-6
+VACUOUS_BOUND = 0.5
+VACUOUS_REASON = "bound >= 1/2: a correct implementation's rounding may be as large as the value"
 
 
 def relative_errors(a, b, floor: float = 0.0) -> np.ndarray:
@@ -68,20 +76,27 @@ def compare(check: str, spec: NetworkSpec | None, a, b, bound, floor: float = 0.
         report_floor = max(floor, SCALE_FLOOR * top)
         rel = _relative_errors(a, b, np.maximum(size, report_floor))
         bound = np.array(np.broadcast_to(np.asarray(bound, np.float64), rel.shape))
+        given = bound.copy()
         # same decision, floored denominator: bound * (|a| + |b|) / max(|a| + |b|, floor)
         pos = size > 0
         bound[pos] = bound[pos] * np.maximum(size[pos], floor) / np.maximum(size[pos], report_floor)
         kinks = np.zeros(n, bool) if kinks is None else np.ravel(kinks)
         undecided = np.zeros(n, bool) if undecided is None else np.ravel(undecided) & ~kinks
+        vacuous = ~(given < VACUOUS_BOUND) & ~kinks & ~undecided   # NaN bounds too
+        undecided = undecided | vacuous
         live = ~(kinks | undecided)
         v = Verdict(check=check, status=PASSED, spec=None if spec is None else spec.to_dict(),
                     case="" if spec is None else spec.describe(), n_entries=int(n),
                     n_kinks=int(np.count_nonzero(kinks)), n_undecided=int(np.count_nonzero(undecided)),
                     message=message, **fields)
+        n_vacuous = int(np.count_nonzero(vacuous))
+        if n_vacuous:
+            v.extra["undecided_vacuous"] = n_vacuous
         n_live = int(np.count_nonzero(live))
         if not n_live:
             v.status = NOT_CHECKABLE
-            v.message = message or "every entry is a kink or undecided"
+            v.message = message or ("every entry is a kink or undecided" if n_vacuous < n else
+                                    f"no entry decided: {VACUOUS_REASON}")
             return v
         # rel / bound on live entries (a zero bound: only an exact match passes), -1 elsewhere
         ratio = np.full(n, -1.0)

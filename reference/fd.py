@@ -132,24 +132,18 @@ def slide_checker(costs, spec: NetworkSpec | None, theta, grad, weight_mask, *, 
     with np.errstate(divide="ignore", invalid="ignore"):
         A = (c[:m] - c[m:]) / (2 * eps * w)
     G = grad[widx]
-    undecided = (w == 0) | ((A == 0) & (G == 0))
-    n_unresolved = 0
-    if unresolved is not None:
-        n_unresolved = int((unresolved & ~undecided).sum())
-        undecided = undecided | unresolved
+    zero_division = (w == 0) | ((A == 0) & (G == 0))
+    undecided = zero_division if unresolved is None else zero_division | unresolved
     A = np.where(w == 0, np.nan, A)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(A - G) / (np.abs(A) + np.abs(G))
     m_crossed = crossed[:m] | crossed[m:]
 
     def verdict() -> Verdict:
-        v = compare(check, spec, np.where(undecided, 0, A), G, delta, 0.0, kinks=m_crossed,
+        # the implementation's G first: a verdict's values read (implementation, reference)
+        v = compare(check, spec, G, np.where(undecided, 0, A), delta, 0.0, kinks=m_crossed,
                     undecided=undecided, entry=lambda s, i: _entry(s, widx[i]), **fields)
-        if v.n_undecided:
-            why = [f"{v.n_undecided - n_unresolved} with ω = 0 or A = G = 0 (the slide formula divides by zero)"]
-            if n_unresolved:
-                why.append(f"{n_unresolved} whose step ε|ω| is too small to resolve the derivative")
-            v.message = (v.message + "; " if v.message else "") + "undecided weights: " + ", ".join(why)
+        v.message = slide_undecided_message(v.message, zero_division, undecided, m_crossed)
         return v
     full = np.full(theta.size, np.nan)
     full[widx] = A
@@ -157,6 +151,21 @@ def slide_checker(costs, spec: NetworkSpec | None, theta, grad, weight_mask, *, 
     rel_full[widx] = rel
     return FDResult(full, rel_full, None, _scatter(m_crossed, widx, theta.size),
                     _scatter(undecided, widx, theta.size), verdict)
+
+
+def slide_undecided_message(message: str, zero_division, undecided, kinks) -> str:
+    """Why the slides' checker left weights undecided, counted after kink entries are taken out
+    (a kink entry is reported as a kink, not as undecided)."""
+    zero = int(np.count_nonzero(zero_division & ~kinks))
+    unresolved = int(np.count_nonzero(undecided & ~zero_division & ~kinks))
+    why = []
+    if zero:
+        why.append(f"{zero} with ω = 0 or A = G = 0 (the slide formula divides by zero)")
+    if unresolved:
+        why.append(f"{unresolved} whose step ε|ω| is too small to resolve the derivative")
+    if not why:
+        return message
+    return (message + "; " if message else "") + "undecided weights: " + ", ".join(why)
 
 
 def directional_check(dcosts, theta, grad, direction, cost_error: float, *, scale: float = 1.0,

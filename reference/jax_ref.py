@@ -367,7 +367,9 @@ class ReferenceResult:
     flat: np.ndarray  # grads flattened in spec.flatten order
     on_kink: int = 0  # units / loss terms sitting exactly on a kink
     output_sensitivity: float = 0.0  # Σ|z dC/dz| over outputs (+ the loss's internal cancellation):
-    # with |cost|, the scale of the cost's rounding error
+    # with |cost|, the scale of the cost's rounding error (properties.errormodel.output_sensitivity
+    # refines it with the outputs' propagated magnitudes)
+    loss_cancellation: float = 0.0   # the loss's internal cancellation alone: Σ magnitudes - |cost|
     flat_other_side: np.ndarray | None = None   # the gradient with the other one-sided convention
     deltas_other_side: list | None = None
 
@@ -383,7 +385,8 @@ def _grad_at(p: Packed, side: int):
     out = p.spec.layers[-1]
     z = z_out[:p.n, :out.width]
     d = deltas[-1] if out.pieces == 1 else deltas[-1].reshape(p.n, out.width, out.pieces).sum(2)
-    return float(cost), int(on_kink), float(np.sum(np.abs(z * d)) + cost_abs - abs(cost)), flat, deltas
+    cancel = float(cost_abs - abs(cost))
+    return float(cost), int(on_kink), float(np.sum(np.abs(z * d))) + cancel, cancel, flat, deltas
 
 
 def gradients(spec: NetworkSpec, params, X, Y) -> ReferenceResult:
@@ -392,10 +395,11 @@ def gradients(spec: NetworkSpec, params, X, Y) -> ReferenceResult:
 
 
 def gradients_packed(p: Packed) -> ReferenceResult:
-    cost, on_kink, sens, flat, deltas = _grad_at(p, 0)
-    res = ReferenceResult(cost, unflatten(p.spec, flat), deltas, flat, on_kink, output_sensitivity=sens)
+    cost, on_kink, sens, cancel, flat, deltas = _grad_at(p, 0)
+    res = ReferenceResult(cost, unflatten(p.spec, flat), deltas, flat, on_kink, output_sensitivity=sens,
+                          loss_cancellation=cancel)
     if on_kink:
-        _, _, _, res.flat_other_side, res.deltas_other_side = _grad_at(p, 1)
+        *_, res.flat_other_side, res.deltas_other_side = _grad_at(p, 1)
     return res
 
 

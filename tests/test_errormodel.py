@@ -1,0 +1,127 @@
+"""The error model held from both sides: every derivative formula correct code really uses
+(properties/errormodel.py FORMULAS) passes vs_jax on raw inputs that push it where it is least
+accurate (saturation, large scales, exact zeros, λ > 0), the mutants of those same formulas fail,
+and no bound is ever below the rounding of the value it guards."""
+import numpy as np
+import pytest
+
+from implementations.numpy_mlp import NumpyMLP, sigmoid
+from properties import errormodel
+from properties.checks import Case, Context, run_check
+from properties.strategies import params_for, targets
+from reference.rounding import unit_roundoff
+from reference.spec import Layer, NetworkSpec
+
+
+class OutputDerived(NumpyMLP):
+    """Correct, in the textbook / JAX-default / PyTorch forms: σ' = h (1 - h), tanh' = 1 - h²,
+    elu' = a (expm1(z) + 1), bce' = σ(z) - t, logistic' = σ(y) - (1 + t)/2, softmax - onehot."""
+
+    name = "output-derived"
+
+    def act(self, k, layer, z):
+        h, d = super().act(k, layer, z)
+        if layer.activation == "sigmoid":
+            d = h * (1 - h)
+        elif layer.activation == "tanh":
+            d = 1 - h * h
+        elif layer.activation == "elu":
+            d = np.where(z > 0, 1.0, layer.param * (np.expm1(np.minimum(z, 0)) + 1))
+        return h, d
+
+    def loss(self, name, y, t):
+        per_sample, g = super().loss(name, y, t)
+        if name == "bce":
+            g = sigmoid(y) - t
+        elif name == "logistic":
+            g = sigmoid(y) - (1 + t) / 2
+        elif name == "softmax_ce":
+            e = np.exp(y - y.max(axis=1, keepdims=True))
+            g = e / e.sum(axis=1, keepdims=True) - t
+        return per_sample, g
+
+
+class WrongElu(OutputDerived):
+    name = "wrong-elu"
+
+    def act(self, k, layer, z):
+        h, d = super().act(k, layer, z)
+        if layer.activation == "elu":
+            d = np.where(z > 0, 1.0, np.expm1(np.minimum(z, 0)) + 1)   # the α forgotten
+        return h, d
+
+
+class WrongBce(OutputDerived):
+    name = "wrong-bce"
+
+    def loss(self, name, y, t):
+        per_sample, g = super().loss(name, y, t)
+        return per_sample, (sigmoid(y) - t) * (1 + 1e-6) if name == "bce" else g
+
+
+def _case(spec, seed, scale, zeros, n=6):
+    rng = np.random.default_rng(seed)
+    params = params_for(spec, rng, scale, zeros)
+    return Case.make(spec, params, rng.standard_normal((n, spec.n_in)), targets(spec, rng, n), label=f"seed={seed}")
+
+
+SATURATING = [
+    NetworkSpec(4, (Layer(6, "elu", alpha=2.0), Layer(5, "elu"), Layer(1, "identity")), "bce", l2=0.1),
+    NetworkSpec(3, (Layer(5, "sigmoid"), Layer(4, "tanh"), Layer(1, "identity")), "logistic"),
+    NetworkSpec(5, (Layer(8, "tanh"), Layer(8, "elu", alpha=0.3), Layer(4, "identity")), "softmax_ce", l2=1e-3),
+    NetworkSpec(8, (Layer(7, "identity"), Layer(1, "identity"), Layer(3, "identity")), "softmax_ce"),
+]
+
+
+@pytest.mark.parametrize("spec", SATURATING, ids=lambda s: s.describe())
+def test_every_formula_correct_code_uses_passes_on_raw_inputs(spec):
+    impl = OutputDerived()
+    decided = 0
+    for seed in range(12):
+        for scale, zeros in ((8.0, True), (30.0, False), (1.0, True)):
+            v = run_check(Context(impl, _case(spec, seed, scale, zeros), "output-derived"), "vs_jax")
+            assert v.ok, v.explain()
+            decided += v.n_entries - v.n_kinks - v.n_undecided
+    assert decided > 0
+
+
+@pytest.mark.parametrize("wrong", [WrongElu, WrongBce])
+def test_a_wrong_derivative_in_those_forms_still_fails(wrong):
+    spec = SATURATING[0]
+    statuses = [run_check(Context(wrong(), _case(spec, seed, 1.0, False), wrong.name), "vs_jax").status
+                for seed in range(3)]
+    assert statuses == ["failed"] * 3
+
+
+def test_softmax_couples_the_classes_errors():
+    """Seed 0 of the dev-profile failure in issue 15: a class whose logit is exact (its weight row
+    is 0) still has p = exp(z - lse) with lse's error; the delta bound must carry it."""
+    spec = SATURATING[3]
+    case = _case(spec, 0, 8.0, True, n=2)
+    for check in ("intermediates", "vs_jax"):
+        v = run_check(Context(NumpyMLP(), case, "builtin"), check)
+        assert v.ok, v.explain()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_no_bound_below_the_rounding_of_the_value_it_guards(dtype):
+    specs = [s.with_(dtype=dtype) for s in SATURATING]
+    for spec in specs:
+        for seed in range(4):
+            case = _case(spec, seed, 8.0, True)
+            ctx = Context(None, case)
+            u = unit_roundoff(dtype)
+            tol, _, _, dtol, _ = ctx.tolerances
+            assert np.all(tol >= u * np.abs(ctx.ref.flat))
+            for d, t in zip(ctx.ref.deltas, dtol):
+                assert np.all(t >= u * np.abs(d))
+
+
+def test_forward_error_follows_cancellation_not_the_size_of_z():
+    """z = w1 x1 + w2 x2 cancelling to ~0: its rounding error is relative to |w1 x1| + |w2 x2|, and
+    a deep network's output error carries every layer's (the propagated magnitude)."""
+    spec = NetworkSpec(2, (Layer(1, "identity"), Layer(1, "identity")), "mse")
+    params = [(np.array([[1e8, -1e8]]), np.array([0.0])), (np.array([[1e3]]), np.array([0.0]))]
+    X, Y = np.array([[1.0, 1.0]]), np.array([[0.0]])
+    m = errormodel.model(spec, params, X, Y)
+    assert m.zfwd_out[0, 0] >= 2e8 * 1e3           # |W2| (|W1| |x|) although z is 0
