@@ -47,7 +47,7 @@ def _check(args) -> int:
         return 2
     doc = read_results(json_path)
     print(format_table(doc["verdicts"], verbose=args.verbose))
-    print(f"\nJSON results: {json_path}\nHTML report:  {html_path}")
+    print(f"\nHTML report: {html_path}")  # again after the table, where the reader is (the plugin said it above)
     bad = [v for v in doc["verdicts"] if v["status"] in ("failed", "error", "reference_mismatch")]
     return 1 if bad or int(code) not in (0,) else 0
 

@@ -2,13 +2,16 @@
 
 - `--impl SPEC` (repeatable; default: $BACKCHECK_IMPL, else the built-in NumPy backprop) chooses
   the implementations under test; every test taking the `impl` fixture runs once per implementation.
-- the `record` fixture takes Verdicts; they travel in the test report's user_properties, so
-  under pytest-xdist they reach the controller with the report and nothing is lost or doubled.
+- the `record` fixture takes Verdicts; they travel in the test report's user_properties (as
+  JSON strings, so `--junitxml` writes each as a JSON <property>), so under pytest-xdist they
+  reach the controller with the report and nothing is lost or doubled.
 - `--backcheck-json PATH` / `--backcheck-report PATH` write the collected verdicts at the end
-  (with the finite-difference step-size curve, unless `--backcheck-no-step-curve`).
+  (with the finite-difference step-size curve, unless `--backcheck-no-step-curve`), and the
+  terminal summary says where, one line per output.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -18,7 +21,18 @@ from properties import profiles
 
 profiles.register()  # before Hypothesis's own plugin reads --hypothesis-profile
 
-VERDICT_KEY = "backcheck_verdict"
+VERDICT_KEY = "backcheck_verdict"  # user_properties name; the value is json.dumps(Verdict.to_json())
+
+
+def _store(item, verdict) -> None:
+    """Keep a Verdict in the test's user_properties, as JSON text: xdist ships the properties
+    to the controller, junitxml str()s them into <property value=...>, and both get JSON."""
+    item.user_properties.append((VERDICT_KEY, json.dumps(verdict.to_json())))
+
+
+def stored_verdicts(user_properties) -> list[dict]:
+    """The verdict records stored by `_store` in a report's user_properties."""
+    return [json.loads(v) for k, v in user_properties if k == VERDICT_KEY]
 
 
 def pytest_addoption(parser):
@@ -46,6 +60,7 @@ def impl_specs(config) -> list[str]:
 def pytest_configure(config):
     config.addinivalue_line("markers", "backcheck_impl: test runs once per implementation under test")
     config._backcheck_verdicts = []
+    config._backcheck_written = []  # lines for the terminal summary: what was written where
     config._backcheck_started = time.time()
     if not config.getoption("hypothesis_profile", None):
         profiles.load_default()  # "ci" when $CI is set, else "dev"
@@ -82,7 +97,7 @@ def impl(request):
             _loaded[key] = e
     got = _loaded[key]
     if isinstance(got, Exception):
-        request.node.user_properties.append((VERDICT_KEY, got.verdict(check="load").to_json()))
+        _store(request.node, got.verdict(check="load"))
         pytest.fail(str(got), pytrace=False)
     return got
 
@@ -95,7 +110,7 @@ def pytest_runtest_makereport(item, call):
     from implementations.errors import PluginError
     if call.excinfo is not None and call.when == "call" and isinstance(call.excinfo.value, PluginError):
         err = call.excinfo.value
-        item.user_properties.append((VERDICT_KEY, err.verdict(check=getattr(item, "originalname", item.name)).to_json()))
+        _store(item, err.verdict(check=getattr(item, "originalname", item.name)))
         outcome.get_result().longrepr = str(err)
 
 
@@ -110,7 +125,7 @@ def record(request):
     """record(verdict): keep a Verdict for the JSON/HTML report (xdist-safe)."""
     def _record(verdict):
         verdict.extra.setdefault("test", request.node.nodeid)
-        request.node.user_properties.append((VERDICT_KEY, verdict.to_json()))
+        _store(request.node, verdict)
         return verdict
     return _record
 
@@ -127,7 +142,7 @@ class _VerdictCollector:
 
     def pytest_runtest_logreport(self, report):
         if report.when == "teardown":
-            self.verdicts.extend(v for k, v in report.user_properties if k == VERDICT_KEY)
+            self.verdicts.extend(stored_verdicts(report.user_properties))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -148,4 +163,17 @@ def pytest_sessionfinish(session, exitstatus):
                     step_curve=not config.getoption("--backcheck-no-step-curve"),
                     workers=getattr(config.option, "numprocesses", None),
                     seed=getattr(config.option, "hypothesis_seed", None))
-    write_outputs(config._backcheck_verdicts, json_path=json_path, html_path=html_path, meta=meta)
+    verdicts = config._backcheck_verdicts
+    write_outputs(verdicts, json_path=json_path, html_path=html_path, meta=meta)
+    n = f"{len(verdicts)} verdict{'' if len(verdicts) == 1 else 's'}"
+    if json_path:
+        config._backcheck_written.append(f"backcheck: wrote {n} to {json_path}")
+    if html_path:
+        config._backcheck_written.append(f"backcheck: wrote the HTML report of {n} to {html_path}")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    # runs after pytest_sessionfinish (terminalreporter's own sessionfinish calls it), and only
+    # the controller wrote anything (an xdist worker's list stays empty)
+    for line in config._backcheck_written:
+        terminalreporter.write_line(line)

@@ -1,7 +1,8 @@
 """Errors of an implementation under test, as opposed to wrong gradients.
 
 A `PluginError` means the implementation could not be checked: it raised, hung, crashed its
-worker, returned junk, mutated its inputs or answered two identical calls differently. It is
+worker, returned junk, mutated its inputs or answered two identical calls differently (beyond
+the rounding a change of summation order explains: validate.disagreement). It is
 the same type in-process (`validate.Validated`) and isolated (`isolation.IsolatedImplementation`),
 its str() is one line naming the implementation, the call and the problem, and it becomes a
 Verdict with status "error" (never "failed": a failure is reserved for a wrong gradient).

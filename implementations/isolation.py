@@ -13,7 +13,8 @@ catches what in-process validation cannot:
 - a reply bigger than MAX_MESSAGE_BYTES is refused by the worker before it is sent.
 
 After GIVE_UP_AFTER crashes or timeouts in a row, later calls fail at once instead of paying
-a timeout each, so a hanging plug-in cannot stall the rest of the run.
+a timeout each, so a hanging plug-in cannot stall the rest of the run; their message keeps the
+first failure's cause ("timed out after 2 s", "exited with code 3", "killed by signal SIGKILL").
 
 Workers are fresh interpreters (exec, never fork: see _Process). Batches: `gradients_many(cases)`
 sends many cases in one message; replies come back in chunks (see _Replies), and the per-call
@@ -44,7 +45,7 @@ import numpy as np
 
 from implementations.errors import CRASHED, TIMEOUT, TOO_LARGE, LoadError, PluginError
 from implementations.protocol import Capabilities
-from implementations.validate import Pending
+from implementations.validate import Pending, recheck
 
 DEFAULT_TIMEOUT = 30.0       # seconds per call
 LOAD_TIMEOUT = 120.0         # importing the plug-in in a fresh interpreter (it may import jax, torch...)
@@ -276,6 +277,12 @@ def _exit_text(code) -> str:
     return f"exit code {code}"
 
 
+def _cause(code) -> str:
+    """A dead worker's exit as the cause of a failure: 'exited with code 3', 'killed by signal SIGKILL'."""
+    text = _exit_text(code)
+    return f"exited with code {code}" if text.startswith("exit code") else text
+
+
 def _capabilities(pickled: bytes, as_dict: dict) -> Capabilities:
     # A Capabilities subclass defined inside a plug-in file cannot be unpickled here; fall
     # back to the base class with the same declared fields.
@@ -314,7 +321,7 @@ class IsolatedImplementation:
         self._lock = threading.RLock()
         self._handle = [None]  # [_Process], shared with the finalizer
         self._finalizer = weakref.finalize(self, _shutdown, self._handle)
-        self._failures = 0           # crashes / timeouts in a row
+        self._streak: list = []      # (kind, cause) of the crashes / timeouts in a row
         self._inbox: deque = deque()  # replies received and not yet handed out
         self._running = None         # the case the worker last said was running long
         self._inflight = None        # submit_gradients: the call in flight
@@ -333,6 +340,11 @@ class IsolatedImplementation:
     # the protocol
     def gradients(self, spec, params, X, Y):
         return self._one("gradients", spec, params, X, Y)
+
+    def recheck_gradients(self, spec, params, X, Y, first) -> PluginError | None:
+        """Same contract as validate.Validated.recheck_gradients: the worker is called once more,
+        and the two results are compared here, under the error model."""
+        return recheck(self.name, self.gradients, spec, params, X, Y, first)
 
     def gradients_many(self, cases) -> list:
         """[(cost, grads) or PluginError] for a list of (spec, params, X, Y), in one round trip
@@ -362,7 +374,7 @@ class IsolatedImplementation:
         if pending is not None:
             reply = self._receive("gradients", 0, True)
             if not (isinstance(reply, PluginError) and reply.kind in (TIMEOUT, CRASHED)):
-                self._failures = 0
+                self._streak.clear()
             pending.resolve(reply)
 
     def close(self) -> None:
@@ -404,7 +416,7 @@ class IsolatedImplementation:
                     out.append(reply)
                     if isinstance(reply, PluginError) and reply.kind in (TIMEOUT, CRASHED):
                         break  # the worker is gone: resend the rest to a new one
-                    self._failures = 0
+                    self._streak.clear()
         return out
 
     def _start(self):
@@ -450,7 +462,8 @@ class IsolatedImplementation:
                 return None
             except (OSError, ValueError):  # died between calls: one fresh worker, then give up
                 self._reap()
-        return self._failed(call, CRASHED, "crashed: the worker process died before it read the call")
+        return self._failed(call, CRASHED, "crashed: the worker process died before it read the call",
+                            "died before it read the call")
 
     def _receive(self, call, i: int, sure: bool):
         """The reply to case i of the batch in flight, a PluginError for a timeout or crash that
@@ -464,7 +477,8 @@ class IsolatedImplementation:
                     if not (sure or self._running == i):
                         return _UNSURE
                     return self._failed(call, TIMEOUT, f"timed out: no result within {self.timeout:g} s "
-                                                       "(the worker was stopped; the next call gets a new one)")
+                                                       "(the worker was stopped; the next call gets a new one)",
+                                        f"timed out after {self.timeout:g} s")
                 kind, payload = pickle.loads(conn.recv_bytes())
                 if kind == "running":
                     self._running = payload
@@ -474,18 +488,24 @@ class IsolatedImplementation:
             code = self._reap()
             if not (sure or self._running == i):
                 return _UNSURE
-            return self._failed(call, CRASHED, f"crashed: the worker process died ({_exit_text(code)})")
+            return self._failed(call, CRASHED, f"crashed: the worker process died ({_exit_text(code)})", _cause(code))
         reply = pickle.loads(self._inbox.popleft())
         if reply[0] == "g":  # validated in the worker; bytearray: the harness gets writable arrays
             arrays = _unpack_same(reply[2], reply[3], bytearray(reply[4]))
             return reply[1], list(zip(arrays[0::2], arrays[1::2]))
         return reply[1]
 
-    def _failed(self, call, kind, problem) -> PluginError:
-        self._failures += 1
-        if self._failures >= GIVE_UP_AFTER and self._gave_up is None:
-            self._gave_up = PluginError(self.name, call, f"not called: the implementation crashed or hung on "
-                                                         f"its last {self._failures} calls", kind)
+    def _failed(self, call, kind, problem, cause: str) -> PluginError:
+        """A timeout or crash of the call in flight; `cause` says it in a few words, for the
+        message of the calls not made once GIVE_UP_AFTER of them came in a row."""
+        self._streak.append((kind, cause))
+        if len(self._streak) >= GIVE_UP_AFTER and self._gave_up is None:
+            kinds = {k for k, _ in self._streak}
+            what = (f"timed out after {self.timeout:g} s" if kinds == {TIMEOUT} else
+                    "crashed" if kinds == {CRASHED} else "crashed or hung")
+            self._gave_up = PluginError(self.name, call, f"not called: the implementation {what} on "
+                                                         f"{len(self._streak)} calls in a row "
+                                                         f"(first: {self._streak[0][1]})", kind)
         return PluginError(self.name, call, problem, kind)
 
     def _reap(self):

@@ -158,6 +158,15 @@ class Context:
             return np.zeros(self.ref.flat.shape, bool)
         return self.ref.flat != self.ref.flat_other_side
 
+    @cached_property
+    def recheck(self):
+        """The implementation asked once more on the same inputs: the non-deterministic PluginError
+        if its answer moved beyond reassociation (implementations.validate.recheck), else None.
+        Made only when a check failed, once per case however many checks failed."""
+        recheck = getattr(self.impl, "recheck_gradients", None)
+        c = self.case
+        return None if recheck is None else recheck(c.spec, c.params, c.X, c.Y, self._pending.result())
+
     def verdict_fields(self) -> dict:
         return dict(implementation=getattr(self.impl, "name", str(self.impl)))
 
@@ -247,7 +256,7 @@ def check_intermediates(ctx: Context) -> Verdict:
     f = ctx.verdict_fields()
     if not ctx.impl.capabilities.intermediates:
         return Verdict("intermediates", NOT_CHECKABLE, spec=ctx.spec.to_dict(), case=ctx.spec.describe(),
-                       message="the implementation does not expose per-layer intermediates", **f)
+                       message="not declared: per-layer intermediates", **f)
     c = ctx.case
     inter = ctx.impl.intermediates(c.spec, c.params, c.X, c.Y)  # validated: PluginError if unusable
     deltas = [np.asarray(d, np.float64) for d in inter.deltas]
@@ -306,11 +315,7 @@ def _confirmed(ctx: Context, v: Verdict) -> Verdict:
     """A failure is blamed on the gradient only if the implementation gives the same answer
     again: one that answers two identical calls differently (beyond reassociation, by the error
     model) is a non-deterministic implementation, an error verdict, not a wrong gradient."""
-    recheck = getattr(ctx.impl, "recheck_gradients", None)
-    if recheck is None:
-        return v
-    c = ctx.case
-    problem = recheck(c.spec, c.params, c.X, c.Y, ctx._pending.result())
+    problem = ctx.recheck
     if problem is None:
         return v
     e = problem.verdict(v.check, ctx.spec)

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from implementations.numpy_mlp import activation as _activation, maxout as _maxout, sigmoid
+from implementations.numpy_mlp import activation as _activation, loss as _loss, maxout as _maxout, sigmoid
 from reference.rounding import rounding_factor, unit_roundoff
 from reference.spec import NetworkSpec
 
@@ -115,6 +115,9 @@ class Model:
     A: np.ndarray            # the absolute-value gradient Σ|terms|
     delta_tol: list          # per layer, the error bound of the deltas dC/dz (N, rows)
     zfwd_out: np.ndarray     # the outputs' propagated forward magnitudes (N, rows_L): error c u Zfwd
+    z_err: list              # per layer, the forward error bound of z (N, rows): c u Zfwd + underflow
+    h_err: list              # per layer, the forward error bound of h (N, width)
+    cost_tol: float          # the cost's error bound from this pass alone (no reference needed)
 
 
 def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
@@ -141,6 +144,13 @@ def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
     z_out = zfwd[-1]
     if spec.layers[-1].activation == "maxout":
         z_out = z_out.reshape(N, -1, spec.layers[-1].pieces).max(axis=2)
+    # the cost: its own terms, the loss's internal cancellation (|y| + |t| against each term of
+    # dloss/dy) and the outputs' forward error through |dC/dz|
+    reg = 0.5 * spec.l2 * sum(float(np.sum(W * W)) for W, _ in params)
+    cost_abs = float(np.sum(np.abs(_loss(spec.loss, hs[-1], Y)[0]))) / N + reg
+    d_out = np.abs(ds[-1]) * (np.repeat(M, spec.layers[-1].pieces, axis=1) if spec.layers[-1].activation == "maxout" else M)
+    sens = float(np.sum(d_out * zfwd[-1])) + float(np.sum(M * (np.abs(hs[-1]) + np.abs(Y))))
+    cost_tol = c * u * (cost_abs + sens) + c * np.finfo(dt).tiny
     E = _loss_error(spec.loss, hs[-1], Y, c * u * z_out) / N   # absolute error of the incoming
     A_parts, S_parts, delta_tol = [None] * spec.depth, [None] * spec.depth, [None] * spec.depth
     for k in reversed(range(spec.depth)):
@@ -166,7 +176,8 @@ def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
     S = np.concatenate([np.concatenate([a.ravel(), b.ravel()]) for a, b in S_parts])
     # underflow: every product and sum may flush to zero below the dtype's smallest normal
     tiny = c * np.finfo(dt).tiny * N
-    return Model(c * u * A + S + tiny, A, [d + tiny for d in delta_tol], zfwd[-1])
+    return Model(c * u * A + S + tiny, A, [d + tiny for d in delta_tol], zfwd[-1],
+                 [c * u * z + tiny for z in zfwd], [c * u * h + tiny for h in hfwd[1:]], cost_tol)
 
 
 def gradient_tolerance(spec: NetworkSpec, params, X, Y, dtype=None):

@@ -34,6 +34,8 @@ th{font-size:11.5px;text-transform:uppercase;letter-spacing:.03em;color:var(--mu
 tbody th{text-transform:none;letter-spacing:0;font-size:13px;color:var(--ink)}
 th.c{text-align:center}
 td.name{font-weight:600;white-space:nowrap}
+td.name .impl{font-weight:400;color:var(--muted);font-size:12px}
+table.compact th{white-space:normal;vertical-align:bottom}table.compact th,table.compact td{padding:5px}
 td.mono{font-size:12.5px;white-space:nowrap}
 td.net{font-size:12.5px;min-width:240px}
 h4{font-size:13px;margin:14px 0 4px;color:var(--muted)}
@@ -83,7 +85,14 @@ background:#334155;color:#fff;cursor:pointer}
 table.grid-table{width:auto;min-width:50%}
 td.cell{min-width:92px;text-align:center;font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12.5px}
 td.cell small{display:block;font-family:system-ui,sans-serif;color:var(--muted);font-size:11px}
-.b0{background:#e3f1e6}.b1{background:#eef4d9}.b2{background:#fcebcf}.b3{background:#f9d9d6}
+.n0{background:#e3f1e6}.n1{background:#eef4d9}.n2{background:#fbeccb}.n3{background:#f6cfcb;color:var(--fail);font-weight:600}
+.nc{background:#eef0f3;color:var(--muted)}
+.pill{display:inline-block;padding:0 6px;border-radius:6px;margin-left:4px}
+td.why{color:var(--muted);font-style:italic;font-size:12.5px}
+details.reasons{margin:8px 0 0;color:var(--muted);font-size:12.5px}
+details.reasons>summary{cursor:pointer}
+details.reasons ul{margin:4px 0 0;padding-left:18px}
+details.reasons .count{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;color:var(--ink)}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;color:var(--muted);margin-top:8px}
 .legend .sw{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 #verdict-filter{width:100%;max-width:360px;padding:5px 9px;margin:0 0 8px;border:1px solid #cbd2d9;border-radius:6px;font:inherit}

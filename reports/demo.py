@@ -128,6 +128,41 @@ def synthetic_verdicts(n: int, seed: int = 0) -> list[dict]:
     return [v.to_json() for v in out[:n]]
 
 
+def passing_verdicts(n: int = 300, seed: int = 0) -> list[dict]:
+    """A passing run that has every trap for a report that could mislead: not-checkable verdicts
+    whose undecided entries carry relative error 1 against bounds of 1e7 to 1e22, verdicts mostly
+    undecided, kinks, and work the implementation did not declare (recorded as not checkable).
+    None of it may look like an error, let alone a failure."""
+    rng = random.Random(seed)
+    out: list[Verdict] = []
+    i = 0
+    while len(out) < n:
+        i += 1
+        if rng.random() < 0.1:
+            out.append(perceptron_case(rng, "numpy-builtin"))
+            continue
+        for v in gradient_case(rng, "numpy-builtin", seed * 100003 + i):
+            if v.status != PASSED:  # the rare reference mismatch of the demo: not in a passing run
+                continue
+            if rng.random() < 0.08:  # no decided entry: every one a kink or undecided, "error" 1 against a huge bound
+                v.status, v.message, v.reproducer = NOT_CHECKABLE, (
+                    "every entry is a kink or undecided; undecided: 4 entries whose bound is 1/2 or more"), ""
+                v.max_error = v.worst_error = 1.0
+                v.bound = rng.choice([1.8e7, 3.6e22])
+                v.n_kinks = rng.randint(0, 2)
+                v.n_undecided = v.n_entries - v.n_kinks
+            elif rng.random() < 0.1:  # mostly undecided, the rest decided and passing
+                v.n_undecided = max(v.n_entries - 2 - v.n_kinks, 0)
+            if v.status == PASSED and v.worst_error > v.bound:  # the demo's spread reaches past the bound
+                v.max_error = v.worst_error = v.bound * rng.uniform(0.2, 0.9)
+            out.append(v)
+    for msg, k in (("not declared: output activations other than identity", 7),
+                   ("not declared: activations sigmoid, softplus, maxout", 4), ("not declared: loss hinge", 2)):
+        out += [Verdict("declared", NOT_CHECKABLE, "numpy-builtin", message=msg,
+                        extra={"test": f"properties/test_fixed.py::test_fixed_case[{j}]"}) for j in range(k)]
+    return [v.to_json() for v in out]
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     n = int(argv[0]) if argv else 2000

@@ -12,11 +12,13 @@ import datetime as _dt
 import hashlib
 import math
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 
 from reference.verdict import ERROR, FAILED, NOT_CHECKABLE, PASSED, REFERENCE_MISMATCH, Verdict
 from reports import plots
-from reports.aggregate import ORDER, PROBLEMS, excess, impl_verdict, num, per_implementation, severity_key, spec_fields
+from reports.aggregate import (ORDER, PROBLEMS, at_worst, check_stats, checked, excess, impl_verdict, nearness, num,
+                               per_implementation, percent, ratio_text, record, sci, severity_key, spec_fields,
+                               undeclared, unchecked_groups)
 from reports.assets import CSS, JS
 from reports.svg import esc
 
@@ -24,6 +26,7 @@ MAX_PROBLEMS = 30     # failure entries (one line each, the first few unfolded)
 OPEN_PROBLEMS = 3
 MAX_ERRORS = 100      # plug-in error rows
 MAX_ROWS = 500        # rows of the all-verdicts table
+MAX_REASONS = 40      # lines of a list of reasons (not checkable, not declared)
 LABEL = {PASSED: "passed", FAILED: "failed", ERROR: "error", NOT_CHECKABLE: "not checkable",
          REFERENCE_MISMATCH: "reference mismatch"}
 IMPL_ORDER = ("FAILED", "ERRORS", "NOT CHECKED", "PASSED")
@@ -31,22 +34,13 @@ IMPL_ORDER = ("FAILED", "ERRORS", "NOT CHECKED", "PASSED")
 
 # --- formatting ------------------------------------------------------------------------------
 
-def _err(x, digits: int = 2) -> str:
-    v = num(x)
-    if v is None:
-        return "–"
-    if not math.isfinite(v):
-        return str(v)
-    return "0" if v == 0 else f"{v:.{digits}e}"
-
-
 def _sortval(x) -> str:
     """data-v for numeric sorting; '' sorts first."""
     v = num(x)
     return "" if v is None or math.isnan(v) else repr(v)
 
 
-def _td_num(x, fmt=_err) -> str:
+def _td_num(x, fmt=sci) -> str:
     return f'<td class="n" data-v="{_sortval(x)}">{esc(fmt(x))}</td>'
 
 
@@ -63,17 +57,22 @@ def _impl_badge(word: str) -> str:
     return f'<span class="badge v-{word.replace(" ", "-")}">{esc(word)}</span>'
 
 
-def _band(x) -> str:
-    """CSS class of the accuracy band of an error (the bands of the distribution plot)."""
-    v = num(x)
-    if v is None:
-        return ""
-    return "b0" if v < 1e-7 else "b1" if v < 1e-4 else "b2" if v < 1e-2 else "b3"
+# error / bound bands: how near its bound a check came. Only "over" (a failure) is red.
+NEAR_BANDS = (("n0", 1e-3, "error / bound < 0.001"), ("n1", 0.1, "0.001 – 0.1"), ("n2", 1.0, "0.1 – 1: near the bound"),
+              ("n3", math.inf, "> 1: over the bound (failed)"))
 
 
-def _at_worst(v: Verdict):
-    """The error at the entry nearest its bound (the one compared with `bound`)."""
-    return v.worst_error if num(v.worst_error) is not None else v.max_error
+def _near_class(r: float | None) -> str:
+    """CSS class of an error / bound figure; grey (not checkable) without one."""
+    if r is None:
+        return "nc"
+    return next(c for c, top, _ in NEAR_BANDS if r <= top or c == "n3")
+
+
+def _near_legend(over: bool) -> str:
+    """The key of the error / bound colours; the red "over" swatch only when something is over."""
+    bands = [b for b in NEAR_BANDS if over or b[0] != "n3"] + [("nc", 0, "not checkable: no decided entry")]
+    return '<div class="legend">' + "".join(f'<span><i class="sw {c}"></i>{esc(t)}</span>' for c, _, t in bands) + "</div>"
 
 
 def _duration(s) -> str:
@@ -122,43 +121,57 @@ def _section(id_: str, title: str, body: str, lead: str = "") -> str:
 def _header(vs, counts_by_impl) -> str:
     words = [impl_verdict(c) for c in counts_by_impl.values()]
     overall = next((w for w in IMPL_ORDER if w in words), "NOT CHECKED")
-    total = Counter(v.status for v in vs)
-    bits = [f"{total[s]:,} {LABEL[s]}" for s in ORDER if total[s]]
+    total = Counter("not declared" if undeclared(v) else LABEL[v.status] for v in vs)
+    bits = [f"{total[w]:,} {w}" for w in [LABEL[s] for s in ORDER] + ["not declared"] if total[w]]
     sub = f"{len(vs):,} verdicts on {len(counts_by_impl)} implementation(s)" + (f": {', '.join(bits)}" if bits else "")
     return (f'<header class="top v-{overall.replace(" ", "-")}"><div><h1>backcheck accuracy report</h1>'
             f'<p class="sub">{esc(sub)}</p></div><div class="overall">{esc(overall)}</div></header>')
 
 
 def _implementations(vs, counts_by_impl) -> str:
-    # per implementation, the verdict nearest (or furthest over) its bound, among those that have
-    # one: a not-checkable verdict is the most severe of a passing run but carries no numbers
-    nearest: dict[str, Verdict] = {}
-    for v in vs:
-        if num(v.bound) and num(_at_worst(v)) is not None:
-            if v.implementation not in nearest or excess(v) > excess(nearest[v.implementation]):
-                nearest[v.implementation] = v
+    # per implementation, the checked verdict nearest (or furthest over) its bound: a not-checkable
+    # verdict is the most severe of a passing run but decided nothing, so it has no figure to give
+    stats = check_stats(vs, key=lambda v: v.implementation)
+    skipped = Counter(v.implementation for v in vs if undeclared(v))
     rows, tot = [], Counter()
     for impl in sorted(counts_by_impl, key=lambda i: (IMPL_ORDER.index(impl_verdict(counts_by_impl[i])), i)):
-        c, w = counts_by_impl[impl], nearest.get(impl)
+        c, w = counts_by_impl[impl], getattr(stats.get(impl), "nearest", None)
         tot.update(c)
-        ratio = "–" if w is None else f"{esc(_err(_at_worst(w), 1))} / {esc(_err(w.bound, 0))}"
+        tot["undeclared"] += skipped[impl]
         rows.append(
             f'<tr><td class="name">{esc(impl)}</td><td>{_impl_badge(impl_verdict(c))}</td>{_count(c[PASSED])}'
-            f'{_count(c[FAILED], "bad")}{_count(c[ERROR], "bad")}{_count(c[NOT_CHECKABLE])}'
-            f'{_count(c[REFERENCE_MISMATCH], "bad")}{_count(sum(c.values()))}'
-            f'<td class="n" data-v="{_sortval(excess(w) if w else None)}">{ratio}</td></tr>')
+            f'{_count(c[FAILED], "bad")}{_count(c[ERROR], "bad")}{_count(c[NOT_CHECKABLE] - skipped[impl])}'
+            f'{_count(skipped[impl])}{_count(c[REFERENCE_MISMATCH], "bad")}{_count(sum(c.values()))}'
+            + _td_nearest(w) + '</tr>')
     foot = (f'<tfoot><tr><td>total</td><td></td>{_count(tot[PASSED])}{_count(tot[FAILED], "bad")}'
-            f'{_count(tot[ERROR], "bad")}{_count(tot[NOT_CHECKABLE])}{_count(tot[REFERENCE_MISMATCH], "bad")}'
-            f'{_count(sum(tot.values()))}<td></td></tr></tfoot>') if len(rows) > 1 else ""
-    table = ('<div class="wrap"><table class="sortable"><thead><tr><th>implementation</th><th>verdict</th>'
-             '<th class="n">passed</th><th class="n">failed</th><th class="n">errors</th><th class="n">not checked</th>'
-             '<th class="n">ref. mismatch</th><th class="n">total</th>'
-             '<th class="n" title="of the verdict closest to (or furthest over) its bound">error / bound</th>'
+            f'{_count(tot[ERROR], "bad")}{_count(tot[NOT_CHECKABLE] - tot["undeclared"])}{_count(tot["undeclared"])}'
+            f'{_count(tot[REFERENCE_MISMATCH], "bad")}{_count(sum(tot[s] for s in ORDER))}<td></td></tr></tfoot>'
+            ) if len(rows) > 1 else ""
+    table = ('<div class="wrap"><table class="sortable compact"><thead><tr><th>implementation</th><th>verdict</th>'
+             '<th class="n">passed</th><th class="n">failed</th><th class="n">errors</th><th class="n">not checkable</th>'
+             '<th class="n">not declared</th><th class="n">ref. mismatch</th><th class="n">total</th>'
+             '<th class="n" title="at the worst decided entry of the checked verdict closest to (or furthest over) '
+             'its bound">error / bound</th>'
              f'</tr></thead><tbody>{"".join(rows)}</tbody>{foot}</table></div>')
-    note = ('<p class="note">Not checked: no meaningful bound exists for that input, or the implementation does not '
-            'declare it (each verdict says why). Reference mismatch: JAX and finite differences disagree, a harness '
-            'problem rather than the plug-in’s (listed under the “reference” implementation).</p>')
+    note = ('<p class="note">Not checkable: no meaningful bound exists for that input (every entry a kink or '
+            'undecided; each verdict says why). Not declared: the implementation does not declare that work, so it '
+            'was not generated (listed once, below). Error / bound comes only from entries a check decided. '
+            'Reference mismatch: JAX and finite differences disagree, a harness problem rather than the plug-in’s '
+            '(listed under the “reference” implementation).</p>')
     return _section("summary", "Verdict per implementation", table + note)
+
+
+def _td_nearest(v: Verdict | None, short: bool = False) -> str:
+    """error / bound of a checked verdict: "error / bound" and the ratio (short: the ratio, the
+    rest on hover); a dash without one."""
+    r = None if v is None else nearness(v)
+    if r is None:
+        return '<td class="n" data-v="">–</td>'
+    values = f"{sci(at_worst(v), 1)} / {sci(v.bound, 0)}"
+    where = f"{v.check}: {_network(v)}"
+    tip, shown = (f"{values} at {where}", "") if short else (where, esc(values) + " ")
+    return (f'<td class="n" data-v="{_sortval(r)}" title="{esc(tip)}">{shown}'
+            f'<span class="{_near_class(r)} pill">{esc(ratio_text(r))}</span></td>')
 
 
 def _meta(meta: dict) -> str:
@@ -210,13 +223,13 @@ def _failure_matrix(bad) -> str:
 
 
 def _problem_card(v: Verdict, open_: bool) -> str:
-    at_worst = _at_worst(v)
+    worst = at_worst(v)
     head = [f"{_badge(v.status)} <strong>{esc(v.check)}</strong>", esc(v.implementation)]
     if v.worst is not None:
         head.append(f'<span class="mono">{esc(v.worst)}</span>')
-    if num(at_worst) is not None:
-        head.append(f'error <span class="mono bad">{esc(_err(at_worst))}</span>'
-                    + (f' &gt; bound <span class="mono">{esc(_err(v.bound))}</span>' if num(v.bound) else ""))
+    if num(worst) is not None:
+        head.append(f'error <span class="mono bad">{esc(sci(worst))}</span>'
+                    + (f' &gt; bound <span class="mono">{esc(sci(v.bound))}</span>' if num(v.bound) else ""))
     elif v.message:
         head.append(esc(v.message))
     rows = [("network", _network(v))]
@@ -226,13 +239,13 @@ def _problem_card(v: Verdict, open_: bool) -> str:
         rows.append(("worst entry", str(v.worst)))
     if v.worst_values is not None and len(v.worst_values) == 2:
         rows += [("implementation value", _value(v.worst_values[0])), ("reference value", _value(v.worst_values[1]))]
-    if num(at_worst) is not None:
+    if num(worst) is not None:
         over = excess(v)
         ratio = f" ({over:.3g}× the bound)" if num(v.bound) and math.isfinite(over) else ""
-        rows.append(("relative error", f"{_err(at_worst)} against bound {_err(v.bound)}{ratio}"))
+        rows.append(("relative error", f"{sci(worst)} against bound {sci(v.bound)}{ratio}"))
     if num(v.max_error) is not None:
         entries = f" over {v.n_entries:,} entries" if v.n_entries else ""
-        rows.append(("max / median error", f"{_err(v.max_error)} / {_err(v.median_error)}{entries}"))
+        rows.append(("max / median error", f"{sci(v.max_error)} / {sci(v.median_error)}{entries}"))
     if v.n_kinks or v.n_undecided:
         rows.append(("kinks / undecided", f"{v.n_kinks} kink entries, {v.n_undecided} undecided"))
     # check-specific scalars (a perceptron's k, bound and ratio...); anything bigger stays in the JSON
@@ -277,15 +290,15 @@ def _plots(vs, meta) -> str:
     def fig(title, body, caption):
         return f'<figure><h3>{esc(title)}</h3>{body}<figcaption>{esc(caption)}</figcaption></figure>'
     curve = meta.get("step_curve") if isinstance(meta.get("step_curve"), dict) else None
-    n32 = sum(1 for v in vs if spec_fields(v)[3] not in ("", plots.HEATMAP_DTYPE))
     return _section("plots", "Plots", '<div class="grid">'
         + fig("Relative error per check kind", plots.error_distribution(vs),
-              "Each verdict’s worst relative error. Bands: below 1e-7 agreement at float64 level, 1e-7 to 1e-4 "
-              "finite-difference level, 1e-4 to 1e-2 float32 level or suspicious, above 1e-2 wrong.")
-        + fig("Worst error by layer and activation", plots.layer_heatmap(vs),
-              "Where each verdict’s worst entry sits: its layer and that layer’s activation (float64 networks"
-              + (f"; {n32:,} verdicts in other dtypes left out, their errors are at that dtype’s level" if n32 else "")
-              + "). A red outline marks a cell holding a failure.")
+              "Each checked verdict’s worst relative error over the entries it decided (not-checkable verdicts have "
+              "none and are only counted). Bands: below 1e-7 agreement at float64 level, 1e-7 to 1e-4 "
+              "finite-difference level, 1e-4 to 1e-2 float32 level; the bound, not the band, decides a verdict.")
+        + fig("Error / bound by layer and activation", plots.layer_heatmap(vs),
+              "How near its bound each checked verdict came (error / bound at its worst decided entry), placed at "
+              "that entry’s layer and the layer’s activation; the cell shows the nearest. Red only above 1: a "
+              "failure.")
         + fig("Central difference: error against step", plots.step_curve(curve),
               "Measured on every parameter of " + (curve.get("network", "a sample network") if curve else "a sample network")
               + " against JAX’s exact gradient: truncation shrinks as h², rounding grows as ε/h; the orange line is "
@@ -295,46 +308,77 @@ def _plots(vs, meta) -> str:
         + "</div>")
 
 
+def _reasons(reasons: Counter, what: str) -> str:
+    """A collapsed list of reasons with their counts, most frequent first."""
+    if not reasons:
+        return ""
+    items = "".join(f'<li><span class="count">{n:,}×</span> {esc(m)}</li>'
+                    for m, n in reasons.most_common(MAX_REASONS))
+    more = (f'<li class="cap">{len(reasons) - MAX_REASONS:,} more reasons in the JSON results</li>'
+            if len(reasons) > MAX_REASONS else "")
+    return (f'<details class="reasons"><summary>{esc(what)} ({sum(reasons.values()):,}): why</summary>'
+            f'<ul>{items}{more}</ul></details>')
+
+
 def _by_check(vs) -> str:
-    groups: dict[str, list] = defaultdict(list)
-    for v in vs:
-        groups[v.check].append(v)
-    rows = []
-    for check in sorted(groups):
-        g = groups[check]
-        c = Counter(v.status for v in g)
-        errs = sorted(e for e in (num(v.max_error) for v in g) if e is not None)
+    """Per implementation and check: verdicts by status, the share of entries decided, and error /
+    bound of the checked verdict nearest its bound. Undecided and not-checkable work is counted,
+    never given an error."""
+    stats = check_stats(vs, key=lambda v: (v.implementation, v.check))
+    rows, reasons = [], Counter()
+    for (impl, check), st in stats.items():
+        c = st.counts
+        reasons.update({f"{check}: {m}": n for m, n in st.reasons.items()})
+        errs = sorted(st.errors)
         med = errs[len(errs) // 2] if errs else None
-        rows.append(f'<tr><td class="name">{esc(check)}</td>{_count(len(g))}{_count(c[PASSED])}'
-                    f'{_count(c[FAILED] + c[REFERENCE_MISMATCH], "bad")}{_count(c[ERROR], "bad")}'
-                    f'{_count(c[NOT_CHECKABLE])}{_td_num(med)}{_td_num(errs[-1] if errs else None)}'
-                    f'{_count(sum(v.n_kinks for v in g))}{_count(sum(v.n_undecided for v in g))}</tr>')
-    return ('<h3>By check kind</h3><div class="wrap"><table class="sortable"><thead><tr><th>check</th>'
+        nc_tip = "; ".join(f"{n}× {m}" for m, n in st.reasons.most_common(5))
+        rows.append(
+            f'<tr title="{esc(st.describe())}"><td class="name">{esc(check)}<div class="impl">{esc(impl)}</div></td>'
+            f'{_count(st.n)}'
+            f'{_count(c[PASSED])}{_count(st.n_failed, "bad")}{_count(c[ERROR], "bad")}'
+            f'<td class="n{" zero" if not c[NOT_CHECKABLE] else ""}" data-v="{c[NOT_CHECKABLE]}" title="{esc(nc_tip)}">'
+            f'{c[NOT_CHECKABLE]:,}{f" ({percent(c[NOT_CHECKABLE], st.n)})" if c[NOT_CHECKABLE] else ""}</td>'
+            f'{_count(st.entries)}{_td_share(st.decided, st.entries)}{_td_share(st.kinks, st.entries)}'
+            f'{_td_share(st.undecided, st.entries)}{_td_num(med, lambda x: sci(x, 1))}'
+            f'{_td_nearest(st.nearest, short=True)}</tr>')
+    return ('<h3>By check kind</h3><p class="lead">Entries decided: neither a kink nor undecided (a bound of ½ or '
+            'more on a relative error, which is at most 1, could never fail). Errors come only from decided '
+            'entries of checked verdicts; error / bound is how near the bound the nearest came (at most 1 passes).'
+            '</p><div class="wrap"><table class="sortable compact"><thead><tr><th>check</th>'
             '<th class="n">verdicts</th><th class="n">passed</th><th class="n">failed</th><th class="n">errors</th>'
-            '<th class="n">not checked</th><th class="n">median err.</th><th class="n">worst err.</th>'
-            '<th class="n">kinks</th><th class="n">undecided</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+            '<th class="n">not checkable</th><th class="n">entries</th><th class="n">decided</th>'
+            '<th class="n">kinks</th><th class="n">undecided</th><th class="n">median error</th>'
+            '<th class="n">error / bound</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>' + _reasons(reasons, "Not checkable verdicts"))
+
+
+def _td_share(n: int, total: int) -> str:
+    return f'<td class="n{" zero" if not n else ""}" data-v="{n / total if total else ""}">{percent(n, total)}</td>'
 
 
 def _activation_loss(vs) -> str:
-    """Per dtype, activation and loss: verdicts, failures and the worst error of networks using both."""
-    from reference.spec import ACTIVATIONS, LOSSES
+    """Per dtype, activation and loss: verdicts, failures and error / bound of the verdict nearest
+    its bound among the networks using both; grey where nothing was decided."""
+    from reference.spec import ACTIVATIONS, DTYPES, LOSSES
     cells: dict[tuple[str, str, str], list] = {}
     for v in vs:
+        if undeclared(v):
+            continue
         _arch, acts, loss, dtype = spec_fields(v)
+        r = nearness(v)
         for a in set(acts):
-            c = cells.setdefault((dtype, a, loss), [0, 0, None])
+            c = cells.setdefault((dtype, a, loss), [0, 0, None, Counter()])
             c[0] += 1
             c[1] += v.status in PROBLEMS
-            e = num(v.max_error)
-            if e is not None and (c[2] is None or not e <= c[2]):
-                c[2] = e
+            if r is not None and (c[2] is None or not r <= c[2]):
+                c[2] = r
+            if v.status == NOT_CHECKABLE:
+                c[3][v.message or "(no reason given)"] += 1
     if not cells:
         return '<h3>By activation and loss</h3><p class="cap">No verdict in this run describes a network.</p>'
 
     def order(known):
         return lambda k: (list(known).index(k) if k in known else len(known), k)
-    from reference.spec import DTYPES
     out = []
     for dtype in sorted({d for d, _, _ in cells}, key=order(DTYPES)):
         acts = sorted({a for d, a, _ in cells if d == dtype}, key=order(ACTIVATIONS))
@@ -347,36 +391,65 @@ def _activation_loss(vs) -> str:
                 if c is None:
                     tds.append('<td class="cell zero">–</td>')
                     continue
-                n, bad, worst = c
+                n, bad, worst, nc = c
                 note = f'<small class="bad">{bad} bad of {n}</small>' if bad else f"<small>{n} verdicts</small>"
-                tds.append(f'<td class="cell {_band(worst)}">{esc(_err(worst, 1))}{note}</td>')
+                if nc:
+                    note += f'<small>{sum(nc.values())} not checkable</small>'
+                tip = "; ".join(f"{k}× {m}" for m, k in nc.most_common(3))
+                tds.append(f'<td class="cell {_near_class(worst)}" title="{esc(tip)}">'
+                           f'{esc("n/c" if worst is None else ratio_text(worst))}{note}</td>')
             body.append(f'<tr><th scope="row">{esc(a)}</th>{"".join(tds)}</tr>')
         head = "".join(f'<th class="c">{esc(l)}</th>' for l in losses)
         out.append(f'<h4>{esc(dtype)} networks</h4><div class="wrap"><table class="grid-table">'
                    f'<thead><tr><th>activation</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
-    legend = "".join(f'<span><i class="sw {c}"></i>{esc(t)}</span>' for c, t in
-                     (("b0", "worst < 1e-7"), ("b1", "1e-7 – 1e-4"), ("b2", "1e-4 – 1e-2"), ("b3", "> 1e-2")))
-    return ('<h3>By activation and loss</h3><p class="lead">Worst relative error over the verdicts whose network uses '
-            'that activation (in any layer) and that loss, and how many of them failed.</p>'
-            f'{"".join(out)}<div class="legend">{legend}</div>')
+    over = any(c[2] is not None and c[2] > 1 for c in cells.values())
+    return ('<h3>By activation and loss</h3><p class="lead">Error / bound at the worst decided entry, over the '
+            'checked verdicts whose network uses that activation (in any layer) and that loss, and how many of '
+            'them failed; n/c where none decided anything.</p>' + "".join(out) + _near_legend(over))
+
+
+def _unchecked(vs) -> str:
+    """What the implementation did not declare, once: grouped by message, with a count."""
+    groups = unchecked_groups(vs)
+    rows = "".join(f'<tr><td>{esc(m)}</td><td>{esc(", ".join(impls))}</td>{_count(n)}</tr>'
+                   for m, n, impls in groups[:MAX_REASONS])
+    table = ('<div class="wrap"><table class="sortable"><thead><tr><th>left unchecked</th><th>implementation</th>'
+             f'<th class="n">tests</th></tr></thead><tbody>{rows}</tbody>'
+             f'{_cap_row(min(len(groups), MAX_REASONS), len(groups), 3, "kinds of unchecked work")}</table></div>')
+    return _section("unchecked", "Not checked (not declared by the implementation)", table,
+                    "Networks, losses and features outside what the implementation declares are not generated, "
+                    "so nothing about them passed or failed.")
 
 
 def _all_verdicts(vs) -> str:
+    shown = [v for v in vs if not undeclared(v)]
     rows = []
-    for v in sorted(vs, key=severity_key)[:MAX_ROWS]:
+    for v in sorted(shown, key=severity_key)[:MAX_ROWS]:
+        if checked(v):
+            r = nearness(v)
+            numbers = (f'{_td_num(v.max_error)}{_td_num(v.bound)}'
+                       f'<td class="n {_near_class(r)}" data-v="{_sortval(r)}">{esc(ratio_text(r))}</td>'
+                       f'<td class="mono">{esc(v.worst if v.worst is not None else "")}</td>')
+        else:  # no decided entry: its reason instead of numbers that would mean nothing
+            numbers = (f'<td colspan="4" class="why" data-v="">{esc(v.message or "(no reason given)")}</td>')
         rows.append(
             f'<tr><td data-v="{ORDER.index(v.status) if v.status in ORDER else 9}">{_badge(v.status)}</td>'
             f'<td>{esc(v.check)}</td><td class="name">{esc(v.implementation)}</td>'
-            f'<td class="net">{esc(_network(v))}</td>{_td_num(v.max_error)}{_td_num(v.median_error)}'
-            f'{_td_num(v.bound)}<td class="mono">{esc(v.worst if v.worst is not None else "")}</td>'
-            f'{_count(v.n_kinks)}{_td_num(v.seconds, lambda s: "–" if num(s) is None else f"{num(s):.3f}")}</tr>')
+            f'<td class="net">{esc(_network(v))}</td>{numbers}'
+            f'<td class="n{"" if v.n_kinks + v.n_undecided else " zero"}" data-v="{v.n_kinks + v.n_undecided}">'
+            f'{v.n_kinks:,} / {v.n_undecided:,}</td>'
+            f'{_td_num(v.seconds, lambda s: "–" if num(s) is None else f"{num(s):.3f}")}</tr>')
     table = ('<div class="scroll"><table id="all-verdicts" class="sortable"><thead><tr><th>status</th><th>check</th>'
-             '<th>implementation</th><th>network</th><th class="n">max error</th><th class="n">median</th>'
-             '<th class="n">bound</th><th>worst entry</th><th class="n">kinks</th><th class="n">time (s)</th></tr>'
-             f'</thead><tbody>{"".join(rows)}</tbody>{_cap_row(min(len(vs), MAX_ROWS), len(vs), 10, "verdicts")}'
+             '<th>implementation</th><th>network</th><th class="n">max error</th>'
+             '<th class="n">bound</th><th class="n">error / bound</th><th>worst entry</th>'
+             '<th class="n">kinks / undecided</th><th class="n">time (s)</th></tr></thead>'
+             f'<tbody>{"".join(rows)}</tbody>{_cap_row(min(len(shown), MAX_ROWS), len(shown), 10, "verdicts")}'
              '</table></div>')
-    return _section("verdicts", f"All verdicts ({len(vs):,})", table,
-                    "Problems first, then by error relative to the bound. Click a heading to sort.")
+    skipped = len(vs) - len(shown)
+    lead = "Problems first, then by error relative to the bound. Click a heading to sort."
+    if skipped:
+        lead += f" The {skipped:,} not-declared verdicts are listed once, under “Not checked”."
+    return _section("verdicts", f"All verdicts ({len(shown):,})", table, lead)
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -388,17 +461,19 @@ def _csp_hash(source: str) -> str:
 def render(doc: dict) -> str:
     """The report page for a results document (as written by reports.results)."""
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
-    vs = [Verdict.from_json(d) for d in doc.get("verdicts", [])]
+    vs = [Verdict.from_json(record(d)) for d in doc.get("verdicts", [])]
     counts = per_implementation(vs)
     n_bad = sum(v.status in (FAILED, REFERENCE_MISMATCH) for v in vs)
     n_err = sum(v.status == ERROR for v in vs)
     # Only our own style and script may run: an injected one would be refused even if escaping failed.
     csp = (f"default-src 'none'; style-src {_csp_hash(CSS)}; script-src {_csp_hash(JS)}; img-src data:; "
            "base-uri 'none'; form-action 'none'")
+    n_undeclared = sum(map(undeclared, vs))
     nav = "".join(f'<a href="#{i}">{esc(t)}</a>' for i, t in (
         ("summary", "Implementations"), ("run", "Run"), ("failures", f"Failures ({n_bad:,})"),
-        ("errors", f"Plug-in errors ({n_err:,})"), ("plots", "Plots"), ("accuracy", "Accuracy"),
-        ("verdicts", f"All verdicts ({len(vs):,})")))
+        ("errors", f"Plug-in errors ({n_err:,})"))
+        + ((("unchecked", f"Not checked ({n_undeclared:,})"),) if n_undeclared else ()) + (
+        ("plots", "Plots"), ("accuracy", "Accuracy"), ("verdicts", f"All verdicts ({len(vs) - n_undeclared:,})")))
     accuracy = _section("accuracy", "Accuracy", _by_check(vs) + _activation_loss(vs))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -408,6 +483,7 @@ def render(doc: dict) -> str:
         f'<style>{CSS}</style></head><body><main>'
         + _header(vs, counts) + f'<nav class="toc">{nav}</nav>'
         + _implementations(vs, counts) + _meta(meta) + _problems(vs) + _errors(vs)
+        + (_unchecked(vs) if n_undeclared else "")
         + _plots(vs, meta) + accuracy + _all_verdicts(vs)
         + f'<footer>Rendered from backcheck results (schema {esc(doc.get("schema", "?"))} '
           f'v{esc(doc.get("schema_version", "?"))}). Self-contained: it loads nothing; the script only adds '

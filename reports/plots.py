@@ -10,16 +10,17 @@ from collections import defaultdict
 
 from reference.verdict import Verdict
 from reports import svg
-from reports.aggregate import PROBLEMS, num
+from reports.aggregate import PROBLEMS, at_worst, checked, nearness, num, ratio_text, sci
 
-OK_COLOUR, BAD_COLOUR = "#2f7d4f", "#c62828"
-# The accuracy bands of the issue: agreement to float64 FD level, FD-level, float32-level, wrong.
-BANDS = [(-18.0, -7.0, "#e3f1e6", "< 1e-7"), (-7.0, -4.0, "#eef4d9", "1e-7 – 1e-4"),
-         (-4.0, -2.0, "#fcebcf", "1e-4 – 1e-2"), (-2.0, 1.0, "#f9d9d6", "> 1e-2")]
+OK_COLOUR, BAD_COLOUR, NC_COLOUR = "#2f7d4f", "#c62828", "#9aa3ad"
+# The accuracy bands of the issue: agreement at float64 level, FD level, float32 level, above.
+# Neutral tints: a raw error is good or bad only against its own bound, which the bars' colour says.
+BANDS = [(-18.0, -7.0, "#eef2f6", "< 1e-7"), (-7.0, -4.0, "#e2e8ef", "1e-7 – 1e-4"),
+         (-4.0, -2.0, "#eef2f6", "1e-4 – 1e-2"), (-2.0, 1.0, "#e2e8ef", "> 1e-2")]
 LO, HI, BIN = -17.0, 1.0, 0.5   # log10 relative-error axis of the distribution plot
-HEATMAP_DTYPE = "float64"  # other dtypes' errors sit at their own level and would drown these
-HEAT = [(-16, "#eef6f0"), (-12, "#b9dfc3"), (-8, "#8cc7a0"), (-7, "#f2e394"), (-4, "#f2a65a"),
-        (-2, "#d8452d"), (0, "#7f1d1d")]
+# error / bound, log10: green far below the bound, amber near it; red is kept for "over" (> 1).
+HEAT = [(-8, "#eef6f0"), (-5, "#b9dfc3"), (-3, "#8cc7a0"), (-1, "#f2e394"), (0, "#f2a65a")]
+HEAT_LO = -8
 
 
 def note(message: str) -> str:
@@ -41,12 +42,15 @@ def error_distribution(vs: list[Verdict]) -> str:
     """Per check kind, a histogram of log10(worst relative error) on the accuracy bands;
     problem verdicts stacked in red on top of the others."""
     rows: dict[str, list] = defaultdict(lambda: [[0, 0] for _ in range(int((HI - LO) / BIN) + 1)])
+    unplotted: dict[str, int] = defaultdict(int)   # not checkable: no decided entry, so no error
     for v in vs:
-        le = _log_error(v)
+        le = _log_error(v) if checked(v) else None
         if le is not None:
             rows[v.check][int((le - LO) / BIN)][v.status in PROBLEMS] += 1
+        elif not checked(v) and v.status not in PROBLEMS:
+            unplotted[v.check] += 1
     if not rows:
-        return note("No verdict in this run has a relative error to plot.")
+        return note("No verdict in this run has a decided relative error to plot.")
     kinds = sorted(rows)
     left, right, top, row_h = 150, 600, 34, 46
     height = top + row_h * len(kinds) + 52
@@ -68,6 +72,8 @@ def error_distribution(vs: list[Verdict]) -> str:
         parts.append(svg.text(left - 8, y0 - 14, kind, "end", 11.5, "#1f2933", weight="600"))
         parts.append(svg.text(left - 8, y0 - 2, f"{n + bad} verdicts" + (f", {bad} bad" if bad else ""),
                               "end", 9.5, BAD_COLOUR if bad else "#5f6b7a"))
+        if unplotted[kind]:
+            parts.append(svg.text(left - 8, y0 + 9, f"+{unplotted[kind]} not checkable", "end", 9, NC_COLOUR))
         for i, (ok, no) in enumerate(counts):
             if not ok + no:
                 continue
@@ -85,36 +91,38 @@ def error_distribution(vs: list[Verdict]) -> str:
                   svg.text(x(t), bottom + 15, "0" if t == LO else svg.decade(10.0 ** t), "middle", 10, "#555")]
     parts.append(svg.text((left + right) / 2, bottom + 32, "worst relative error of each verdict (log scale)",
                           "middle", 11))
-    parts += [svg.rect(left, height - 14, 10, 10, OK_COLOUR), svg.text(left + 14, height - 5, "passed / not checkable", size=10),
-              svg.rect(left + 150, height - 14, 10, 10, BAD_COLOUR), svg.text(left + 164, height - 5, "failed / error", size=10)]
+    parts += [svg.rect(left, height - 14, 10, 10, OK_COLOUR), svg.text(left + 14, height - 5, "passed", size=10)]
+    if any(b for counts in rows.values() for _, b in counts):  # the red key only where something is red
+        parts += [svg.rect(left + 80, height - 14, 10, 10, BAD_COLOUR),
+                  svg.text(left + 94, height - 5, "failed / reference mismatch", size=10)]
     return svg.figure(620, height, parts, "Distribution of relative errors per check kind",
                       "Histograms of log10 worst relative error, one row per check kind, over bands "
                       "below 1e-7, 1e-7 to 1e-4, 1e-4 to 1e-2 and above 1e-2.")
 
 
 def layer_heatmap(vs: list[Verdict], max_layers: int = 8) -> str:
-    """Worst relative error by (layer of the worst entry, that layer's activation)."""
+    """Error / bound of the checked verdicts by (layer of the worst entry, that layer's activation):
+    how near its bound the nearest came, the same scale for every check and dtype."""
     cells: dict[tuple[int, str], list] = {}
     for v in vs:
-        e = num(v.max_error)
-        w = v.worst
-        if not isinstance(v.spec, dict) or v.spec.get("dtype", "float64") != HEATMAP_DTYPE:
-            continue
-        layers = v.spec.get("layers")
-        if e is None or w is None or not isinstance(layers, list) or not 1 <= w.layer <= len(layers):
+        r, w = nearness(v), v.worst
+        layers = v.spec.get("layers") if isinstance(v.spec, dict) else None
+        if r is None or w is None or not isinstance(layers, list) or not 1 <= w.layer <= len(layers):
             continue
         layer = layers[w.layer - 1]
         act = str(layer.get("activation", "?")) if isinstance(layer, dict) else "?"
-        c = cells.setdefault((min(w.layer, max_layers), act), [0.0, 0, 0])
-        c[0] = max(c[0], e) if not math.isnan(e) else math.inf
+        c = cells.setdefault((min(w.layer, max_layers), act), [0.0, 0, 0, None])
+        if not r <= c[0]:  # nan counts as over
+            c[0], c[3] = r, v
         c[1] += 1
         c[2] += v.status in PROBLEMS
     if not cells:
-        return note("No verdict names a worst entry inside a network layer.")
+        return note("No checked verdict names a worst entry inside a network layer.")
     from reference.spec import ACTIVATIONS
     acts = sorted({a for _, a in cells}, key=lambda a: (list(ACTIVATIONS).index(a) if a in ACTIVATIONS else 99, a))
     depth = max(l for l, _ in cells)
-    cw, ch, left, top = min(64, 520 // len(acts)), 34, 70, 92
+    # room above for the tilted activation names, the longest included (generalized_relu)
+    cw, ch, left, top = min(64, 520 // len(acts)), 34, 70, max(60, 26 + 5 * max(map(len, acts)))
     width, height = max(left + cw * len(acts) + 70, 360), top + ch * depth + 48
     parts = [svg.text(left + cw * i + cw / 2 + 3, top - 8, a, "start", 12, "#1f2933", weight="600", angle=-40)
              for i, a in enumerate(acts)]
@@ -126,28 +134,29 @@ def layer_heatmap(vs: list[Verdict], max_layers: int = 8) -> str:
             c = cells.get((j, a))
             xx = left + cw * i
             if c is None:
-                parts.append(svg.rect(xx + 1, y + 1, cw - 2, ch - 2, "#f3f4f6", f"layer {j}, {a}: no verdict"))
+                parts.append(svg.rect(xx + 1, y + 1, cw - 2, ch - 2, "#f3f4f6", f"layer {j}, {a}: no checked verdict"))
                 continue
-            e, n, bad = c
-            le = LO if e <= 10 ** LO else (HI if math.isinf(e) else math.log10(e))
-            fill = svg.mix(HEAT, le)
-            label = "inf" if math.isinf(e) else ("0" if e == 0 else f"{e:.0e}")
-            tip = f"layer {j}, {a}: worst relative error {label} over {n} verdicts" + (f", {bad} failed" if bad else "")
+            r, n, bad, v = c
+            over = not r <= 1
+            fill = BAD_COLOUR if over else svg.mix(HEAT, HEAT_LO if r <= 10 ** HEAT_LO else math.log10(r))
+            label = ratio_text(r)
+            tip = (f"layer {j}, {a}: error / bound {label} over {n} verdicts (nearest: {v.check}, relative error "
+                   f"{sci(at_worst(v), 1)} against bound {sci(v.bound, 1)})" + (f", {bad} failed" if bad else ""))
             parts.append(svg.rect(xx + 1, y + 1, cw - 2, ch - 2, fill, tip))
-            if bad:
-                parts.append(f'<rect x="{xx + 2}" y="{y + 2}" width="{cw - 4}" height="{ch - 4}" fill="none" '
-                             f'stroke="{BAD_COLOUR}" stroke-width="2"/>')
-            parts.append(svg.text(xx + cw / 2, y + ch / 2 + 4, label, "middle", 11.5,
-                                  "#fff" if le > -3 else "#1f2933"))
-    # colour key
+            parts.append(svg.text(xx + cw / 2, y + ch / 2 + 4, label, "middle", 11.5, "#fff" if over else "#1f2933"))
+    # colour key: error / bound from 1e-8 to 1, and the red of "over" only when a cell is over
     ky = top + ch * depth + 18
-    for k, t in enumerate(range(-16, 1, 2)):
+    for k, t in enumerate(range(HEAT_LO, 1)):
         parts.append(svg.rect(left + k * 30, ky, 30, 9, svg.mix(HEAT, t)))
-        if t % 4 == 0:
-            parts.append(svg.text(left + k * 30, ky + 21, svg.decade(10.0 ** t), "middle", 9.5, "#5f6b7a"))
-    return svg.figure(width, height, parts, "Worst relative error per layer and activation",
-                      "Heatmap: rows are layers (of the worst entry), columns activations; colour is the "
-                      "worst relative error, red outline marks cells with failures.")
+        if t % 2 == 0:
+            parts.append(svg.text(left + k * 30 + 15, ky + 21, svg.decade(10.0 ** t), "middle", 9.5, "#5f6b7a"))
+    kx = left + 30 * (1 - HEAT_LO) + 8
+    parts.append(svg.text(kx, ky + 8, "error / bound", size=9.5, fill="#5f6b7a"))
+    if any(not c[0] <= 1 for c in cells.values()):
+        parts += [svg.rect(kx + 70, ky, 14, 9, BAD_COLOUR), svg.text(kx + 88, ky + 8, "> 1 failed", size=9.5, fill=BAD_COLOUR)]
+    return svg.figure(width, height, parts, "Error / bound per layer and activation",
+                      "Heatmap: rows are layers (of the worst entry), columns activations; colour is how near its "
+                      "bound the nearest checked verdict came, red only over the bound.")
 
 
 def step_curve(curve: dict | None) -> str:
@@ -204,19 +213,21 @@ def perceptron_bound(vs: list[Verdict]) -> str:
     left, right, top, bottom = 70, 350, 16, 296
     x = svg.Scale(lo, hi, left, right, log=True)
     y = svg.Scale(lo, hi, bottom, top, log=True)
-    parts = [svg.polygon([(left, bottom), (left, top), (right, top)], BAD_COLOUR, 0.07)]
+    over = sum(1 for b, k, _ in pts if k > b)
+    failed = any(v.status in PROBLEMS for _, _, v in pts)
+    alarm = BAD_COLOUR if over or failed else "#5f6b7a"  # red only when a point is red
+    parts = [svg.polygon([(left, bottom), (left, top), (right, top)], alarm, 0.07)]
     parts += svg.x_axis(x, bottom, "Novikoff bound (R/γ)²", grid_to=top)
     parts += svg.y_axis(y, left, "updates k", grid_to=right)
     parts += [svg.line(left, bottom, right, top, "#555", 1.2, "4 3"),
               svg.text(x(hi) - 6, y(hi) + 26, "k = bound", "end", 10.5, "#555"),
-              svg.text(left + 8, top + 16, "above: bound violated", size=10.5, fill=BAD_COLOUR)]
+              svg.text(left + 8, top + 16, "above: bound violated", size=10.5, fill=alarm)]
     for b, k, v in sorted(pts, key=lambda p: p[2].status in PROBLEMS):  # failures drawn last, on top
         bad = v.status in PROBLEMS
         tip = f"{v.check} {v.implementation}: {v.case}: k = {k:g}, bound = {b:.4g} [{v.status}]"
         parts.append(svg.circle(x(b), y(max(k, lo)), 4.5 if bad else 3.5, BAD_COLOUR if bad else OK_COLOUR, tip))
     # a small key and the numbers a reader would otherwise have to count
     ratios = [k / b for b, k, _ in pts]
-    over = sum(1 for b, k, _ in pts if k > b)
     zero = sum(1 for _, k, _ in pts if k < lo)
     lines = [(f"{len(pts):,} perceptron runs", "#1f2933", "600"), (f"largest k / bound: {max(ratios):.2f}", "#1f2933", None),
              (f"{over} above the bound", BAD_COLOUR if over else "#1f2933", "600" if over else None)]
@@ -226,7 +237,8 @@ def perceptron_bound(vs: list[Verdict]) -> str:
     for i, (t, colour, weight) in enumerate(lines):
         parts.append(svg.text(tx, top + 40 + 20 * i, t, size=11.5, fill=colour, weight=weight))
     ky = top + 50 + 20 * len(lines)
-    parts += [svg.circle(tx + 5, ky, 3.5, OK_COLOUR), svg.text(tx + 14, ky + 4, "within the bound", size=10.5),
-              svg.circle(tx + 5, ky + 18, 4.5, BAD_COLOUR), svg.text(tx + 14, ky + 22, "failed", size=10.5)]
+    parts += [svg.circle(tx + 5, ky, 3.5, OK_COLOUR), svg.text(tx + 14, ky + 4, "within the bound", size=10.5)]
+    if failed:
+        parts += [svg.circle(tx + 5, ky + 18, 4.5, BAD_COLOUR), svg.text(tx + 14, ky + 22, "failed", size=10.5)]
     return svg.figure(610, bottom + 42, parts, "Perceptron updates against the Novikoff bound",
                       "Scatter of update count k against (R/gamma)^2 on log axes; points must lie under the diagonal.")

@@ -7,6 +7,8 @@ import json
 import os
 import platform
 
+from reports.aggregate import record
+
 SCHEMA = "backcheck-results"
 SCHEMA_VERSION = 1
 
@@ -40,10 +42,12 @@ def run_meta(implementations, duration: float, step_curve: bool = True, workers=
     return meta
 
 
-def results_document(verdicts: list[dict], meta: dict | None = None) -> dict:
+def results_document(verdicts: list, meta: dict | None = None) -> dict:
+    """The document of a run; each verdict a dict or its JSON string (as pytest reports carry it)."""
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-            "meta": {"finished": finished, **(meta or {}), "versions": _versions()}, "verdicts": list(verdicts)}
+            "meta": {"finished": finished, **(meta or {}), "versions": _versions()},
+            "verdicts": [record(v) for v in verdicts]}
 
 
 def write_outputs(verdicts: list[dict], json_path=None, html_path=None, meta=None) -> dict:

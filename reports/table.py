@@ -6,37 +6,35 @@ from collections import Counter, defaultdict
 
 from reference.verdict import Verdict
 from reports.aggregate import ORDER as _ORDER
-from reports.aggregate import PROBLEMS, impl_verdict, num, per_implementation
+from reports.aggregate import (PROBLEMS, check_stats, impl_verdict, nearness, per_implementation, percent, ratio_text,
+                               record, unchecked_groups)
 
 _MARK = {"passed": "ok", "failed": "FAIL", "error": "ERR", "not_checkable": "n/c", "reference_mismatch": "REF!"}
 _SHORT = {"vs_jax": "jax", "vs_fd": "fd", "richardson": "richardson", "slide_fd": "slides", "directional": "dir",
           "intermediates": "deltas", "reference_agreement": "refs"}
 
 
-def _err(x) -> str:
-    x = num(x)
-    return "-" if x is None else f"{x:.0e}"
-
-
 def _worst(a: Verdict | None, b: Verdict) -> Verdict:
     if a is None:
         return b
     ka, kb = _ORDER.index(a.status), _ORDER.index(b.status)
-    return b if kb < ka or (kb == ka and (num(b.max_error) or 0) > (num(a.max_error) or 0)) else a
+    return b if kb < ka or (kb == ka and (nearness(b) or 0) > (nearness(a) or 0)) else a
 
 
 def _summary_rows(vs: list[Verdict]) -> list[str]:
-    groups: dict = defaultdict(list)
-    for v in vs:
-        groups[(v.implementation, v.check)].append(v)
-    lines = [f"{'implementation':<22} {'check':<24} {'verdicts':>8} {'passed':>7} {'n/c':>5} {'failed':>7} "
-             f"{'errors':>7} {'max rel err':>12} {'kinks':>6}"]
-    for (impl, check), g in sorted(groups.items()):
-        c = Counter(v.status for v in g)
-        errs = [num(v.max_error) for v in g if num(v.max_error) is not None and v.status != "not_checkable"]
-        lines.append(f"{impl[:22]:<22} {check[:24]:<24} {len(g):>8} {c['passed']:>7} {c['not_checkable']:>5} "
-                     f"{c['failed'] + c['reference_mismatch']:>7} {c['error']:>7} "
-                     f"{(f'{max(errs):.1e}' if errs else '-'):>12} {sum(v.n_kinks for v in g):>6}")
+    """Per implementation and check: the verdicts by status, how many of their entries were decided,
+    and error / bound of the checked verdict nearest its bound (an undecided entry has no error)."""
+    stats = check_stats(vs, key=lambda v: (v.implementation, v.check))
+    lines = [f"{'implementation':<20} {'check':<22} {'verdicts':>8} {'passed':>7} {'failed':>7} {'errors':>7} "
+             f"{'not checkable':>14} {'entries':>8} {'decided':>8} {'kinks':>6} {'undecided':>9} {'err/bound':>9}"]
+    for (impl, check), s in stats.items():
+        nc = s.counts["not_checkable"]
+        lines.append(f"{impl[:20]:<20} {check[:22]:<22} {s.n:>8} {s.counts['passed']:>7} {s.n_failed:>7} "
+                     f"{s.counts['error']:>7} {f'{nc} ({percent(nc, s.n)})' if nc else '0':>14} "
+                     f"{s.entries:>8,} {percent(s.decided, s.entries):>8} {percent(s.kinks, s.entries):>6} "
+                     f"{percent(s.undecided, s.entries):>9} {ratio_text(s.worst):>9}")
+    lines.append("(decided, kinks, undecided: shares of the entries; err/bound: error / bound at the worst decided "
+                 "entry, at most 1 passes)")
     return lines
 
 
@@ -56,15 +54,15 @@ def _case_rows(vs: list[Verdict], verbose: bool, max_rows: int) -> list[str]:
                                                     kv[0]))
     shown = rows if verbose else rows[:max_rows]
     width = min(max(len(k[1]) for k, _ in shown), 58)
-    out = ["", f"fixed set: {len(rows)} cases (worst relative error per check)",
+    out = ["", f"fixed set: {len(rows)} cases (error / bound at the worst decided entry, per check)",
            f"{'implementation':<16} {'case':<{width}} " + " ".join(f"{_SHORT[c]:>11}" for c in checks)]
     for (_, case), cells in shown:
         def cell(c):
             v = cells.get(c)
             if v is None:
                 return f"{'':>11}"
-            text = _MARK[v.status] if v.max_error is None or v.status == "not_checkable" else \
-                f"{_MARK[v.status]} {_err(v.max_error)}"
+            r = nearness(v)
+            text = _MARK[v.status] if r is None else f"{_MARK[v.status]} {ratio_text(r)}"
             return f"{text:>11}"
         out.append(f"{cells.get('impl', '')[:16]:<16} {case[:width]:<{width}} " + " ".join(cell(c) for c in checks))
     if len(rows) > len(shown):
@@ -73,7 +71,7 @@ def _case_rows(vs: list[Verdict], verbose: bool, max_rows: int) -> list[str]:
 
 
 def format_table(verdicts: list[dict], verbose: bool = False, max_rows: int = 40) -> str:
-    vs = [Verdict.from_json(v) for v in verdicts]
+    vs = [Verdict.from_json(record(v)) for v in verdicts]
     lines = _summary_rows(vs)
     lines += _case_rows(vs, verbose, max_rows)
     bad = [v for v in vs if v.status in PROBLEMS]
@@ -83,9 +81,12 @@ def format_table(verdicts: list[dict], verbose: bool = False, max_rows: int = 40
             lines.append(v.explain())
         if len(bad) > 20 and not verbose:
             lines.append(f"... {len(bad) - 20} more (all in the JSON and the HTML report)")
-    unchecked = sorted({v.message for v in vs if v.check == "declared"})
+    unchecked = unchecked_groups(vs)
     if unchecked:
-        lines += ["", "not checked (outside what the implementation declares):"] + [f"  {m}" for m in unchecked[:10]]
+        lines += ["", "Not checked (not declared by the implementation):"]
+        lines += [f"  {n:>5} x {m} ({', '.join(impls)})" for m, n, impls in unchecked[:None if verbose else 10]]
+        if len(unchecked) > 10 and not verbose:
+            lines.append(f"  ... {len(unchecked) - 10} more (-v lists them)")
     counts = Counter(v.status for v in vs)
     lines.append("")
     for impl, c in per_implementation(vs).items():

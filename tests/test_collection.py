@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 import subprocess
 import sys
 import textwrap
@@ -73,7 +74,7 @@ EXPECTED_CHECKS = Counter({"vs_jax": 1, "vs_fd": 3, "setup_phase": 1, "call_phas
                            "slide_fd": 1, "directional": 1, "load": 1, "richardson": 12})
 
 
-def run_suite(tmp_path: Path, name: str, *args) -> list[dict]:
+def run_suite(tmp_path: Path, name: str, *args) -> dict:
     where = tmp_path / f"where-{name}"
     where.mkdir()
     out = tmp_path / f"{name}.json"
@@ -87,6 +88,7 @@ def run_suite(tmp_path: Path, name: str, *args) -> list[dict]:
     assert "1 failed" in proc.stdout and "1 error" in proc.stdout and "1 skipped" in proc.stdout, proc.stdout
     doc = json.loads(out.read_text())
     doc["where"] = {p.name: p.read_text() for p in where.iterdir()}
+    doc["stdout"] = proc.stdout
     return doc
 
 
@@ -150,3 +152,20 @@ def test_a_nested_in_process_session_does_not_take_the_outer_verdicts(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = [v["check"] for v in json.loads(out.read_text())["verdicts"]]
     assert sorted(checks) == ["outer_after", "outer_before", "outer_during"]
+
+
+def test_outputs_are_announced_once_and_junit_properties_are_json(tmp_path):
+    """Under xdist, the controller (only) says where each output went; the verdicts reach
+    --junitxml as JSON <property> values, the same records as the JSON results."""
+    (tmp_path / "test_suite.py").write_text(textwrap.dedent(SUITE))
+    junit, html = tmp_path / "junit.xml", tmp_path / "out" / "report.html"
+    doc = run_suite(tmp_path, "xdist", "-n", "2", f"--junitxml={junit}", f"--backcheck-report={html}")
+    n = sum(EXPECTED_CHECKS.values())
+    lines = [l for l in doc["stdout"].splitlines() if l.startswith("backcheck: ")]
+    assert lines == [f"backcheck: wrote {n} verdicts to {tmp_path / 'xdist.json'}",
+                     f"backcheck: wrote the HTML report of {n} verdicts to {html}"], doc["stdout"]
+    assert html.exists()
+    values = [p.get("value") for p in ET.parse(junit).iter("property") if p.get("name") == "backcheck_verdict"]
+    records = [json.loads(v) for v in values]  # a Python repr ({'check': ...}) would not parse
+    assert all(isinstance(r, dict) for r in records)
+    assert _multiset({"verdicts": records}) == _multiset(doc)

@@ -253,6 +253,56 @@ def test_report_renders_with_javascript_on_and_off(tmp_path, browser):
     assert [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"] == []
 
 
+# every element painted red (text, background, a border that is drawn, an SVG fill or stroke), as the browser computes it
+RED_ELEMENTS = """(() => {
+  const out = [];
+  function red(c, alpha) {
+    const m = /rgba?\\((\\d+), (\\d+), (\\d+)(?:, ([\\d.]+))?\\)/.exec(c);
+    if (!m) return false;
+    const r = +m[1], g = +m[2], b = +m[3], a = (m[4] === undefined ? 1 : +m[4]) * alpha;
+    return a > 0.05 && r >= 144 && r > 2 * g && r > 2 * b;
+  }
+  for (const el of document.querySelectorAll("body *")) {
+    const s = getComputedStyle(el), svg = el instanceof SVGElement;
+    const paints = [["color", 1], ["background-color", 1]];
+    if (parseFloat(s.borderLeftWidth) > 0) paints.push(["border-left-color", 1]);
+    if (svg) paints.push(["fill", parseFloat(s.fillOpacity)], ["stroke", s.stroke === "none" ? 0 : 1]);
+    for (const [p, alpha] of paints) {
+      if ((p !== "color" || el.childElementCount === 0 && el.textContent.trim()) && red(s.getPropertyValue(p), alpha)) {
+        out.push(el.tagName.toLowerCase() + "." + (el.getAttribute("class") || "") + " " + p);
+        break;
+      }
+    }
+  }
+  return out;
+})()"""
+
+
+def test_a_passing_report_has_no_red_anywhere_and_a_failing_one_does(tmp_path, browser):
+    """A passing run whose not-checkable verdicts carry "error 1" against huge bounds is green and
+    grey all through, as rendered; the same run with one real failure is red where it failed."""
+    from reports.demo import passing_verdicts
+    passing = passing_verdicts(400, seed=4)
+    failure = Verdict("vs_jax", FAILED, "numpy-builtin", Verdict.from_json(passing[0]).spec, "the one failure",
+                      max_error=0.4, worst_error=0.4, bound=1e-10, n_entries=21,
+                      worst=Verdict.from_json(passing[0]).worst).to_json()
+    for name, verdicts, expect_red in (("passing", passing, False), ("failing", passing + [failure], True)):
+        path = tmp_path / f"{name}.html"
+        write_html(results_document(verdicts, {"hypothesis_profile": "ci"}), path)
+        url = path.resolve().as_uri()
+        browser.open(url, javascript=True)
+        browser.screenshot(tmp_path / f"report-{name}.png")
+        _keep(tmp_path / f"report-{name}.png")
+        assert_clean(browser, url)
+        browser.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")  # hidden parts too
+        red = browser.evaluate(RED_ELEMENTS)
+        if expect_red:
+            assert any("s-failed" in r for r in red) and any(r.startswith("rect.") for r in red), red
+        else:
+            assert red == [], f"red in a passing report: {red[:10]}"
+        assert "1e+00" not in browser.text() and "1.0e+00" not in browser.text()
+
+
 def test_script_injection_from_a_plugin_shows_as_text(tmp_path, browser):
     evil = [
         Verdict("load", ERROR, XSS, message=f"importing {XSS} failed: <img src=x onerror=alert(2)>").to_json(),

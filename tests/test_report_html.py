@@ -143,12 +143,23 @@ def test_error_distribution_bins_each_verdict_at_its_error():
     assert "No verdict" in plots.error_distribution([Verdict("load", ERROR)])
 
 
-def test_heatmap_puts_the_worst_error_at_its_layer_and_activation():
-    vs = [failing(max_error=0.25), Verdict("vs_fd", PASSED, spec=SPEC, max_error=2e-9, worst=Entry(2, "b", (0,))),
-          Verdict("vs_fd", PASSED, spec={**SPEC, "dtype": "float32"}, max_error=1e-3, worst=Entry(2, "b", (0,)))]
-    tips = re.findall(r"<title>([^<]*)</title>", plots.layer_heatmap(vs))
-    assert "layer 1, sigmoid: worst relative error 2e-01 over 1 verdicts, 1 failed" in tips
-    assert "layer 2, identity: worst relative error 2e-09 over 1 verdicts" in tips  # the float32 one is left out
+def test_heatmap_puts_error_over_bound_at_the_worst_entrys_layer_and_activation():
+    """Error / bound, so float32 and float64 checks share one scale; the nearest verdict per cell;
+    a verdict that decided nothing (no bound to be near) is not placed."""
+    vs = [failing(max_error=0.25, worst_error=0.25),
+          Verdict("vs_fd", PASSED, spec=SPEC, max_error=2e-9, worst_error=2e-9, bound=1e-6, worst=Entry(2, "b", (0,))),
+          Verdict("vs_fd", PASSED, spec={**SPEC, "dtype": "float32"}, max_error=1e-3, worst_error=1e-3, bound=1e-2,
+                  worst=Entry(2, "b", (0,))),
+          Verdict("vs_fd", NOT_CHECKABLE, spec=SPEC, max_error=1.0, worst_error=1.0, bound=3e22, worst=Entry(1, "W", (0, 0)),
+                  n_entries=4, n_undecided=4)]
+    svg = plots.layer_heatmap(vs)
+    tips = re.findall(r"<title>([^<]*)</title>", svg)
+    assert ("layer 1, sigmoid: error / bound 2.5e+09 over 1 verdicts (nearest: vs_jax, relative error 2.5e-01 "
+            "against bound 1.0e-10), 1 failed") in tips
+    assert ("layer 2, identity: error / bound 0.1 over 2 verdicts (nearest: vs_fd, relative error 1.0e-03 against "
+            "bound 1.0e-02)") in tips
+    assert f'fill="{plots.BAD_COLOUR}"' in svg  # the failure, and only it, is red
+    assert f'fill="{plots.BAD_COLOUR}"' not in plots.layer_heatmap(vs[1:])
 
 
 def test_step_curve_plot_marks_the_chosen_step():
