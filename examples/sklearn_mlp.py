@@ -11,8 +11,9 @@ What the adapter and this glue map, and why:
   multiplies the data term of the loss by K and leaves the gradients alone.
 - sklearn's L2 penalty is 0.5 * alpha * sum ||W||^2 / n_samples, so backcheck's l2 = lambda
   maps to alpha = lambda * N for a batch of N samples.
-- one activation for all hidden layers and an identity output layer: LayeredCapabilities
-  declares that, and networks outside it are reported as not checked.
+- one activation for all hidden layers (from identity, relu, tanh, logistic) and an identity
+  output layer: the Capabilities.sklearn_style preset declares exactly that, so backcheck
+  draws nothing else and lists the rest as not checked.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import inspect
 import numpy as np
 from sklearn.neural_network import MLPRegressor
 
-from implementations.adapters import LayeredCapabilities, SklearnStyle
+from implementations.adapters import SklearnStyle
+from implementations.protocol import Capabilities
 
 _ACTIVATION = {"identity": "identity", "relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
 _TAKES_SAMPLE_WEIGHT = "sample_weight" in inspect.signature(MLPRegressor._backprop).parameters
@@ -31,9 +33,8 @@ class MLPRegressorBackprop:
     """Calls MLPRegressor._backprop on the spec's network, in scikit-learn's conventions."""
 
     name = "sklearn-MLPRegressor"
-    capabilities = LayeredCapabilities(activations=set(_ACTIVATION), losses={"mse"}, layer_kinds={"dense"},
-                                       dtypes={"float64", "float32"}, regularizer=True,
-                                       output_activations={"identity"}, uniform_hidden=True)
+    capabilities = Capabilities.sklearn_style(hidden=set(_ACTIVATION), output="identity", losses={"mse"},
+                                              dtypes={"float64", "float32"})
 
     def gradients(self, spec, coefs, intercepts, X, Y):
         reason = self.capabilities.supports(spec)

@@ -17,7 +17,7 @@ or accumulate the data term take it out first and put it back once, unscaled.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -224,38 +224,15 @@ class PerSample(Adapter):
                              [d / X.shape[0] for d in stack("deltas")])
 
 
-# --- capabilities with the structure some libraries impose ------------------------------------
+# --- deprecated ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class LayeredCapabilities(Capabilities):
-    """Capabilities for libraries whose networks have one activation for all hidden layers
-    (uniform_hidden) and a fixed set of output activations (scikit-learn's MLPs). supports()
-    rejects other networks, and unchecked() says so."""
-
-    output_activations: frozenset | None = None
-    uniform_hidden: bool = False
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.output_activations is not None:
-            object.__setattr__(self, "output_activations", frozenset(self.output_activations))
-
-    def supports(self, spec) -> str | None:
-        reason = super().supports(spec)
-        if reason:
-            return reason
-        out = spec.layers[-1].activation
-        if self.output_activations is not None and out not in self.output_activations:
-            return f"output activation {out!r} not declared (only {sorted(self.output_activations)})"
-        hidden = {l.activation for l in spec.layers[:-1]}
-        if self.uniform_hidden and len(hidden) > 1:
-            return f"hidden layers must share one activation, got {sorted(hidden)}"
-        return None
-
-    def unchecked(self) -> list[str]:
-        out = super().unchecked()
-        if self.output_activations is not None:
-            out += [f"output activation {a}" for a in sorted(self.activations - self.output_activations)]
-        if self.uniform_hidden:
-            out.append("networks whose hidden layers use different activations")
-        return out
+def __getattr__(name):
+    # LayeredCapabilities(output_activations=..., uniform_hidden=...) was folded into
+    # Capabilities, whose constructor takes the same arguments: old plug-ins keep loading.
+    if name == "LayeredCapabilities":
+        import warnings
+        warnings.warn("implementations.adapters.LayeredCapabilities is deprecated: use "
+                      "implementations.protocol.Capabilities (same arguments) or Capabilities.sklearn_style()",
+                      DeprecationWarning, stacklevel=2)
+        return Capabilities
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -93,7 +93,7 @@ class NumpyMLP:
     """The built-in implementation under test (see module docstring)."""
 
     name = "numpy-builtin"
-    capabilities = Capabilities(intermediates=True, perceptron=True)
+    capabilities = Capabilities.everything(intermediates=True, perceptron=True)  # any parameter of every activation
 
     def act(self, k: int, layer, z):
         """Layer k's activation and its derivative at z (mutants override this)."""

@@ -24,7 +24,8 @@ import sys
 from importlib import metadata
 
 from implementations.errors import LoadError, PluginError
-from implementations.protocol import Capabilities
+from implementations.protocol import ANY, Capabilities
+from reference.spec import ACTIVATIONS
 
 __all__ = ["GROUP", "LoadError", "PluginError", "describe", "describe_registered", "entry_points",
            "load", "resolve", "resolve_checked"]
@@ -169,16 +170,31 @@ def _registered_sources() -> list[tuple[str, str]]:
     return out
 
 
+def _activation_text(caps: Capabilities, names) -> str:
+    """tanh, leaky_relu(0.01), elu(any): each declared activation with its parameters."""
+    def one(a):
+        p = caps.params(a)
+        return f"{a}(any)" if p is ANY else f"{a}({', '.join(f'{v:g}' for v in sorted(p))})" if p else a
+    return ", ".join(one(a) for a in ACTIVATIONS if a in names) or "none"
+
+
 def _caps_lines(caps: Capabilities) -> list[str]:
     d = caps.to_dict()
     flags = ", ".join(f"{k}={'yes' if d[k] else 'no'}" for k in ("regularizer", "intermediates", "perceptron"))
-    lines = [f"    activations: {', '.join(d['activations'])}",
-             f"    losses: {', '.join(d['losses'])};  layer kinds: {', '.join(d['layer_kinds'])};  "
-             f"dtypes: {', '.join(d['dtypes'])}",
-             f"    {flags}"]
-    unchecked = caps.unchecked()
-    lines.append(f"    not checked (not declared): {', '.join(unchecked) if unchecked else 'nothing'}")
-    return lines
+    lines = [f"    activations: {_activation_text(caps, caps.activations)}"]
+    layout = [f"{what}: {_activation_text(caps, caps.allowed(where))}"
+              for where, what in (("hidden", "hidden layers"), ("output", "output layer"))
+              if caps.allowed(where) != caps.activations]
+    if caps.uniform_hidden:
+        layout.append("one activation for all hidden layers")
+    if layout:
+        lines.append(f"    {';  '.join(layout)}")
+    lines += [f"    losses: {', '.join(d['losses'])};  layer kinds: {', '.join(d['layer_kinds'])};  "
+              f"dtypes: {', '.join(d['dtypes'])}",
+              f"    {flags}"]
+    unchecked = caps.unchecked()   # one line per kind of thing left out, never per combination
+    lines.append(f"    not checked (not declared): {'' if unchecked else 'nothing'}".rstrip())
+    return lines + [f"      {item}" for item in unchecked]
 
 
 def describe_registered(isolate: bool = True) -> str:

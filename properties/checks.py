@@ -131,7 +131,7 @@ class Context:
 
     @cached_property
     def cost_error(self) -> float:
-        return fd.cost_rounding(self.ref.cost, self.output_sensitivity, self.spec.depth)
+        return errormodel.reference_cost_error(self.spec, self.models[1].zfwd_out, self.ref)
 
     def costs(self, idx, values):
         return jax_ref.perturbed_costs(self.packed, idx, values)

@@ -195,6 +195,13 @@ def output_sensitivity(zfwd_out, out_deltas, loss_cancellation: float) -> float:
     return float(np.sum(np.abs(out_deltas) * zfwd_out)) + loss_cancellation
 
 
+def reference_cost_error(spec: NetworkSpec, zfwd_out, ref) -> float:
+    """e_C of the float64 reference cost (reference.fd.cost_rounding) at a jax_ref.ReferenceResult,
+    with the outputs' propagated magnitudes of the same point (`Model.zfwd_out`)."""
+    from reference.fd import cost_rounding
+    return cost_rounding(ref.cost, output_sensitivity(zfwd_out, ref.deltas[-1], ref.loss_cancellation), spec.depth)
+
+
 def cost_tolerance(spec: NetworkSpec, cost_abs: float, output_sensitivity: float, n: int, dtype=None) -> float:
     """Absolute error bound of a correct implementation's cost: c u (|C| + Σ|y dC/dy|), plus the
     dtype's underflow level (a float32 cost of 1e-232 is 0)."""

@@ -31,7 +31,7 @@ import numpy as np
 from implementations.errors import PluginError
 from properties import perceptron_strategies as ps
 from reference.perceptron import margin, novikoff_bound, novikoff_budget, radius_squared, separates
-from reference.verdict import ERROR, FAILED, NOT_CHECKABLE, PASSED, REFERENCE_MISMATCH, Verdict
+from reference.verdict import ERROR, FAILED, PASSED, REFERENCE_MISMATCH, Verdict
 
 BOUND, TIGHT, INVARIANCE, NONSEPARABLE = (
     "perceptron_bound", "perceptron_tight", "perceptron_invariance", "perceptron_nonseparable")
@@ -233,11 +233,10 @@ PROPERTIES = {
 }
 
 
-def declares_perceptron(impl) -> bool:
+def perceptron_undeclared(impl) -> str | None:
+    """Why the perceptron properties cannot run on impl (the capabilities gate), or None."""
     caps = getattr(impl, "capabilities", None)
-    return bool(getattr(caps, "perceptron", False)) and hasattr(impl, "perceptron")
-
-
-def not_declared(impl, check: str) -> Verdict:
-    return Verdict(check=check, status=NOT_CHECKABLE, implementation=getattr(impl, "name", str(impl)),
-                   message="implementation declares no perceptron")
+    if caps is None:
+        return "perceptron (no capabilities)"
+    return caps.supports("perceptron") or (None if callable(getattr(impl, "perceptron", None))
+                                           else "perceptron (declared, but no perceptron() method)")

@@ -4,6 +4,7 @@ usable on its own in a user's test:
     @given(case=cases())                       # a whole Case: spec + params + batch
     @given(spec=specs(losses=["mse"]))         # only architectures
     @given(layer=layers(activations=["tanh"]))
+    @given(case=cases_for(impl.capabilities))  # only what an implementation declares (Capabilities)
 
 Shrinking leads to readable counterexamples: fewer layers, narrower layers, activations toward
 `identity` (first in the vocabulary), losses toward `mse`, float64, no regularizer, unit scale.
@@ -18,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 from hypothesis import strategies as st
 
+from implementations.protocol import ANY
 from properties.checks import Case
 from reference.spec import ACTIVATIONS, DTYPES, LOSSES, Layer, NetworkSpec, one_hot
 
@@ -41,23 +43,49 @@ def activations(names=None):
 
 
 # An activation with its parameter is one draw from a table ordered simplest first (every
-# activation at its default, then the other parameters, then maxout with 3 pieces): shrinking
-# moves toward index 0, and a layer costs two draws (width, activation), not up to four —
-# Hypothesis's per-draw overhead is most of a small case's generation time.
+# activation at its first parameter, then the other parameters, then maxout with 3 pieces):
+# shrinking moves toward index 0, and a layer costs two draws (width, activation), not up to
+# four — Hypothesis's per-draw overhead is most of a small case's generation time.
+# The parameters drawn where an activation accepts ANY, besides its default:
 _ALPHAS = {"leaky_relu": (0.01, 0.3), "elu": (0.1, 0.3, -0.5, 2.0), "generalized_relu": (0.1, 0.3, -0.5, 1.0, 2.0)}
 
 
-def _layer_kinds(names) -> list:
-    allowed = [a for a in ACTIVATIONS if names is None or a in names]
-    kinds = [(a, None, 2 if a == "maxout" else 1) for a in allowed]
-    kinds += [(a, alpha, 1) for a in allowed for alpha in _ALPHAS.get(a, ())]
-    kinds += [("maxout", None, 3)] if "maxout" in allowed else []
-    return kinds
+def _alphas(name, allowed) -> tuple:
+    """The alphas a layer of `name` is drawn with, simplest first (None: the default).
+    allowed: ANY or a frozenset of parameters (Capabilities.params)."""
+    default = ACTIVATIONS[name]
+    if default is None:
+        return (None,)
+    if allowed is ANY:
+        return (None,) + _ALPHAS.get(name, ())
+    rest = sorted(v for v in allowed if v != default)
+    return ((None,) if default in allowed else ()) + tuple(rest)
+
+
+def _kind_table(choices) -> tuple:
+    """choices: ((name, alphas), ...) -> the (activation, alpha, pieces) table, vocabulary order."""
+    choices = dict(choices)
+    names = [a for a in ACTIVATIONS if a in choices]
+    kinds = [(a, choices[a][0], 2 if a == "maxout" else 1) for a in names]
+    kinds += [(a, alpha, 1) for a in names for alpha in choices[a][1:]]
+    kinds += [("maxout", None, 3)] if "maxout" in choices else []
+    return tuple(kinds)
+
+
+def _layer_kinds(names) -> tuple:
+    """Every parameter of the table for the named activations (None: all of them)."""
+    return _kind_table((a, _alphas(a, ANY)) for a in ACTIVATIONS if names is None or a in names)
+
+
+def declared_kinds(caps, position: str, exclude=frozenset()) -> tuple:
+    """The layer kinds a declaration allows at "hidden" or "output", each activation with its
+    declared parameters (Capabilities.params), minus the activations in `exclude`."""
+    return _kind_table((a, _alphas(a, caps.params(a))) for a in caps.allowed(position) if a not in exclude)
 
 
 @lru_cache(maxsize=None)
-def _kinds(names):
-    return st.sampled_from(_layer_kinds(names))
+def _kinds(table):
+    return st.sampled_from(table)
 
 
 def _draw_layer(draw, width_st, kinds_st) -> Layer:
@@ -68,8 +96,12 @@ def _draw_layer(draw, width_st, kinds_st) -> Layer:
 
 def layers(width=st.integers(1, 16), activations=None):
     """One layer: a width and an activation with its parameter (maxout with 2-3 pieces)."""
-    kinds = _kinds(_key(activations))
+    kinds = _kinds(_layer_kinds(_key(activations)))
     return st.composite(lambda draw: _draw_layer(draw, width, kinds))()
+
+
+def _losses(names) -> tuple:
+    return tuple(l for l in LOSSES if names is None or l in names)
 
 
 def specs(activations=None, losses=None, dtypes=("float64",), max_hidden=4, max_width=16, max_in=16,
@@ -77,8 +109,9 @@ def specs(activations=None, losses=None, dtypes=("float64",), max_hidden=4, max_
     """A network: input width 1-max_in, 1..max_hidden hidden layers of width 1-max_width, an
     output layer sized for the loss, one activation per layer. (Strategies are built once per
     argument set: building them per draw would cost more than the draw itself.)"""
-    return _specs(_spec_drawer(_key(activations), _key(losses), tuple(dtypes), max_hidden, max_width, max_in,
-                               l2 if l2 is not None else _L2))
+    kinds = _layer_kinds(_key(activations))
+    return _specs(_spec_drawer(kinds, kinds, False, _losses(_key(losses)), tuple(dtypes), max_hidden,
+                               max_width, max_in, l2 if l2 is not None else _L2))
 
 
 @lru_cache(maxsize=None)
@@ -92,23 +125,31 @@ _DRAWERS: dict = {}  # specs() strategy -> its draw function, which cases() inli
 
 
 _L2 = st.sampled_from([0.0, 0.0, 0.1, 1e-3])
+_NO_L2 = st.just(0.0)
 
 
 @lru_cache(maxsize=None)
-def _spec_drawer(activations, losses, dtypes, max_hidden, max_width, max_in, l2):
+def _spec_drawer(hidden_kinds, output_kinds, uniform, losses, dtypes, max_hidden, max_width, max_in, l2):
     """draw -> NetworkSpec; cases() calls it inside its own draw (a nested composite per spec
-    would add its overhead to every example)."""
-    loss_st = st.sampled_from([l for l in LOSSES if losses is None or l in losses])
+    would add its overhead to every example). uniform: one kind for every hidden layer."""
+    loss_st = st.sampled_from(losses)
+    max_hidden = max_hidden if hidden_kinds else 0
     n_in_st, n_hidden_st = st.integers(1, max_in), st.integers(1 if max_hidden else 0, max_hidden)
-    width_st, kinds_st = st.integers(1, max_width), _kinds(activations)
+    width_st = st.integers(1, max_width)
+    hidden_st, out_st = (_kinds(hidden_kinds) if hidden_kinds else None), _kinds(output_kinds)
     out_width = {loss: st.integers(*_OUT_WIDTH[loss]) for loss in LOSSES}
     dtype_st = st.sampled_from([d for d in DTYPES if d in dtypes])
 
     def draw_spec(draw) -> NetworkSpec:
         loss = draw(loss_st)
         n_in = draw(n_in_st)
-        hidden = [_draw_layer(draw, width_st, kinds_st) for _ in range(draw(n_hidden_st))]
-        out = _draw_layer(draw, out_width[loss], kinds_st)
+        n_hidden = draw(n_hidden_st)
+        if uniform and n_hidden:
+            act, alpha, pieces = draw(hidden_st)
+            hidden = [Layer(draw(width_st), act, alpha=alpha, pieces=pieces) for _ in range(n_hidden)]
+        else:
+            hidden = [_draw_layer(draw, width_st, hidden_st) for _ in range(n_hidden)]
+        out = _draw_layer(draw, out_width[loss], out_st)
         return NetworkSpec(n_in, tuple(hidden) + (out,), loss, draw(l2), draw(dtype_st))
     return draw_spec
 
@@ -172,36 +213,65 @@ def _cases(spec_st, batch_st, scales):
     return draw_case()
 
 
+def _plan(caps, loss, dtypes, exclude):
+    """What cases_for draws from: the declaration, narrowed to a loss, dtypes and activations
+    left out. (losses, dtypes, hidden kinds, output kinds); every part inside caps.supports()."""
+    losses = tuple(l for l in _losses(caps.losses) if loss is None or l == loss)
+    dts = tuple(d for d in DTYPES if d in caps.dtypes and (dtypes is None or d in dtypes))
+    return losses, dts, declared_kinds(caps, "hidden", exclude), declared_kinds(caps, "output", exclude)
+
+
+def undeclared(caps, loss: str | None = None, *, dtypes=None, exclude=frozenset()) -> str | None:
+    """Why cases_for(caps, loss, dtypes=..., exclude=...) could draw nothing, or None. The
+    reason is caps.supports() on the simplest network the test asks for, so it names what the
+    declaration lacks in the gate's own words."""
+    return _undeclared(caps, loss, None if dtypes is None else tuple(dtypes), frozenset(exclude))
+
+
 @lru_cache(maxsize=None)
-def _cases_for(capabilities, loss):
-    return cases_for(capabilities, loss, _cached=False)
+def _undeclared(caps, loss, dtypes, exclude):
+    losses, dts, _, output = _plan(caps, loss, dtypes, exclude)
+    if losses and dts and output:
+        return None
+    act, alpha, pieces = (output or declared_kinds(caps, "output") or (("identity", None, 1),))[0]
+    probe_loss = loss or (_losses(caps.losses) or ("mse",))[0]
+    dtype = (dts or tuple(dtypes or ()) or ("float64",))[0]
+    probe = NetworkSpec(1, (Layer(_OUT_WIDTH[probe_loss][0], act, alpha=alpha, pieces=pieces),), probe_loss, 0.0, dtype)
+    return caps.supports(probe) or (f"no output activation declared besides {', '.join(sorted(exclude))}, "
+                                    "which these checks leave out")
 
 
-def cases_for(capabilities, loss: str | None = None, _cached=True, **kwargs):
-    """Cases inside what an implementation declares: activations, losses, dtypes, regularizer,
-    and for layered libraries (adapters.LayeredCapabilities) one hidden activation and the
-    declared output activations."""
-    if _cached and not kwargs:
-        return _cases_for(capabilities, loss)
-    losses = capabilities.losses if loss is None else capabilities.losses & {loss}
-    if not capabilities.regularizer:
-        kwargs.setdefault("l2", st.just(0.0))
-    if getattr(capabilities, "uniform_hidden", False) or getattr(capabilities, "output_activations", None):
-        kwargs.setdefault("spec", layered_specs(capabilities, losses, kwargs))
-    return cases(activations=capabilities.activations, losses=losses, dtypes=tuple(capabilities.dtypes), **kwargs)
+def cases_for(caps, loss: str | None = None, *, dtypes=None, exclude=frozenset(), max_hidden=4, max_width=16,
+              max_in=16, batch=None, scales=_SCALE_NAMES):
+    """Cases inside what an implementation declares, built from the declaration (nothing is
+    drawn and then rejected): its losses (or just `loss`), dtypes (narrowed to `dtypes`), the
+    regularizer, the hidden and output activations each with its declared parameters (minus
+    `exclude`), one kind for all hidden layers where declared uniform. Every case satisfies
+    caps.supports(case.spec) is None. ValueError where nothing can be drawn (`undeclared`
+    says why: skip those tests, do not run them on an empty strategy)."""
+    return _cases_for(caps, loss, None if dtypes is None else tuple(dtypes), frozenset(exclude), max_hidden,
+                      max_width, max_in, batch if batch is not None else _BATCH, tuple(scales))
 
 
-@st.composite
-def layered_specs(draw, capabilities, losses, kwargs):
-    """specs() with every hidden layer sharing one activation, the output's from the declared set."""
-    hidden = draw(activations(capabilities.activations))
-    out = sorted(capabilities.output_activations or capabilities.activations)
-    spec = draw(specs(activations=capabilities.activations, losses=losses,
-                      dtypes=tuple(capabilities.dtypes), l2=kwargs.get("l2", st.sampled_from([0.0, 0.1]))))
-    uniform = getattr(capabilities, "uniform_hidden", False)
-    layers = [l if not uniform else Layer(l.width, hidden) if hidden != "maxout" else Layer(l.width, "maxout", pieces=2)
-              for l in spec.layers[:-1]]
-    last = spec.layers[-1]
-    if last.activation not in out:
-        last = Layer(last.width, draw(st.sampled_from(out)))
-    return spec.with_(layers=tuple(layers) + (last,))
+@lru_cache(maxsize=None)
+def _cases_for(caps, loss, dtypes, exclude, max_hidden, max_width, max_in, batch, scales):
+    reason = undeclared(caps, loss, dtypes=dtypes, exclude=exclude)
+    if reason:
+        raise ValueError(f"cases_for: nothing declared to draw: {reason}")
+    losses, dts, hidden, output = _plan(caps, loss, dtypes, exclude)
+    drawer = _spec_drawer(hidden, output, caps.uniform_hidden, losses, dts, max_hidden, max_width, max_in,
+                          _L2 if caps.regularizer else _NO_L2)
+    return _cases(_specs(drawer), batch, scales)
+
+
+def skip_undeclared(impl, record, check: str, reason: str | None, **verdict) -> None:
+    """Work outside the declaration is skipped, not passed: one not_checkable verdict for the
+    report ("not declared: ..."), recorded before pytest.skip (the verdict travels in the test's
+    user_properties, which its teardown report still carries). Nothing when reason is None."""
+    if not reason:
+        return
+    import pytest
+    from reference.verdict import NOT_CHECKABLE, Verdict
+    message = f"not declared: {reason}"
+    record(Verdict(check, NOT_CHECKABLE, implementation=impl.name, message=message, **verdict))
+    pytest.skip(message)

@@ -9,14 +9,13 @@ from hypothesis import given
 from hypothesis.control import current_build_context
 
 from properties.perceptron_checks import (BOUND, INVARIANCE, NONSEPARABLE, PROPERTIES, TIGHT,
-                                          check_nonseparable, declares_perceptron, not_declared)
+                                          check_nonseparable, perceptron_undeclared)
 from properties.perceptron_strategies import xor_case
+from properties.strategies import skip_undeclared
 
 
 def _property(impl, impl_spec, record, name):
-    if not declares_perceptron(impl):
-        record(not_declared(impl, name))
-        return
+    skip_undeclared(impl, record, name, perceptron_undeclared(impl))
     strategy, check = PROPERTIES[name]
 
     @given(case=strategy())
@@ -35,8 +34,6 @@ def test_perceptron_property(impl, impl_spec, record, name):
 
 def test_perceptron_xor_does_not_converge(impl, impl_spec, record):
     """Seed 004's XOR exactly: reported as not converging within the budget."""
-    if not declares_perceptron(impl):
-        record(not_declared(impl, NONSEPARABLE))
-        return
+    skip_undeclared(impl, record, NONSEPARABLE, perceptron_undeclared(impl))
     v = record(check_nonseparable(impl, xor_case(), impl_spec))
     assert v.ok, v.explain()

@@ -10,9 +10,8 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.control import current_build_context
 
 from properties.checks import Context, run_check
-from properties.strategies import cases, cases_for
+from properties.strategies import cases, cases_for, skip_undeclared, undeclared
 from reference.spec import LOSSES
-from reference.verdict import NOT_CHECKABLE, Verdict
 
 # One test per property and loss: smaller tests that xdist can spread over its workers and
 # failures that say which loss; each gets a quarter of the profile's examples (7 losses: 1.75x).
@@ -22,11 +21,12 @@ EXAMPLES = max(10, settings().max_examples // 4)
 per_loss = pytest.mark.parametrize("loss", list(LOSSES))
 
 
-def _check(impl, impl_spec, record, data, check, loss):
-    if loss not in impl.capabilities.losses:
-        record(Verdict(check, NOT_CHECKABLE, implementation=impl.name, message=f"loss {loss!r} not declared"))
-        return
-    case = data.draw(cases_for(impl.capabilities, loss), label="case")
+def _check(impl, impl_spec, record, data, check, loss, needs=None):
+    """One example of a property. Outside the declaration (this loss, or `needs`: an optional
+    method) the test is skipped on its first example, before anything is drawn."""
+    caps = impl.capabilities
+    skip_undeclared(impl, record, check, (needs and caps.supports(needs)) or undeclared(caps, loss))
+    case = data.draw(cases_for(caps, loss), label="case")
     v = run_check(Context(impl, case, impl_spec), check)
     final = current_build_context().is_final
     if v.ok or final:  # shrinking's intermediate failures are not results
@@ -79,16 +79,8 @@ def test_directional_derivative(impl, impl_spec, record, data, loss):
     _check(impl, impl_spec, record, data, "directional", loss)
 
 
-def test_intermediates_declared(impl, record):
-    if not impl.capabilities.intermediates:
-        record(Verdict("intermediates", NOT_CHECKABLE, implementation=impl.name,
-                       message="the implementation does not expose per-layer intermediates"))
-
-
 @per_loss
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_layer_deltas_vs_jax(impl, impl_spec, record, data, loss):
-    if not impl.capabilities.intermediates:
-        return  # reported once by test_intermediates_declared
-    _check(impl, impl_spec, record, data, "intermediates", loss)
+    _check(impl, impl_spec, record, data, "intermediates", loss, needs="intermediates")

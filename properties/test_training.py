@@ -11,8 +11,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.control import current_build_context
 
 from properties import training_checks as tc
-from properties.strategies import cases
-from reference.verdict import NOT_CHECKABLE, Verdict
+from properties.strategies import cases_for, skip_undeclared, undeclared
 
 # One hidden layer, widths <= 8, batches <= 16: every drawn network fits one JAX shape bucket
 # (one compile per entry point). Maxout is left to the gradient checks (its pieces would add
@@ -21,26 +20,18 @@ MAX_N = 16
 LEARNING_RATES = st.sampled_from([1.0, 0.1, 1e-3, 3.0])
 
 
+NETWORK_BATCH = st.integers(1, MAX_N)
+NETWORKS = dict(dtypes=("float64",), exclude={"maxout"})   # the narrowing, for the gate and the draw
+
+
 def network_cases(impl):
-    caps = impl.capabilities
-    kw = {} if caps.regularizer else {"l2": st.just(0.0)}
-    return cases(activations=set(caps.activations) - {"maxout"}, losses=caps.losses, dtypes=("float64",),
-                 max_hidden=1, max_width=8, max_in=8, batch=st.integers(1, MAX_N), **kw)
+    """Networks inside the declaration (one hidden layer at most, float64, no maxout)."""
+    return cases_for(impl.capabilities, **NETWORKS, max_hidden=1, max_width=8, max_in=8, batch=NETWORK_BATCH)
 
 
-def _declared(impl, record, needs: dict) -> bool:
-    """needs: what -> declared?; records one not_checkable verdict naming what is missing."""
-    missing = [what for what, ok in needs.items() if not ok]
-    if missing:
-        record(Verdict(tc.CHECK, NOT_CHECKABLE, implementation=impl.name,
-                       message=f"implementation declares no {', '.join(missing)}"))
-    return not missing
-
-
-def _networks_declared(impl, record) -> bool:
-    caps = impl.capabilities
-    return _declared(impl, record, {"float64": "float64" in caps.dtypes,
-                                    "non-maxout activation": bool(set(caps.activations) - {"maxout"})})
+def _networks_declared(impl, record) -> None:
+    """Skips the test (one not_checkable verdict) where the declaration has no such network."""
+    skip_undeclared(impl, record, tc.CHECK, undeclared(impl.capabilities, **NETWORKS))
 
 
 def _record(record, v):
@@ -50,8 +41,7 @@ def _record(record, v):
 
 
 def test_gd_step_is_exact(impl, record):
-    if not _networks_declared(impl, record):
-        return
+    _networks_declared(impl, record)
 
     @given(case=network_cases(impl), lr=LEARNING_RATES)
     def prop(case, lr):
@@ -60,8 +50,7 @@ def test_gd_step_is_exact(impl, record):
 
 
 def test_minibatch_step_uses_the_mean_of_per_sample_gradients(impl, record):
-    if not _networks_declared(impl, record):
-        return
+    _networks_declared(impl, record)
 
     @settings(max_examples=max(settings().max_examples // 2, 10))   # M + 2 gradient calls each
     @given(case=network_cases(impl), lr=LEARNING_RATES, data=st.data())
@@ -74,8 +63,7 @@ def test_minibatch_step_uses_the_mean_of_per_sample_gradients(impl, record):
 
 
 def test_full_batch_step_is_the_gd_step(impl, record):
-    if not _networks_declared(impl, record):
-        return
+    _networks_declared(impl, record)
 
     @given(case=network_cases(impl), lr=LEARNING_RATES, data=st.data())
     def prop(case, lr, data):
@@ -85,8 +73,7 @@ def test_full_batch_step_is_the_gd_step(impl, record):
 
 
 def test_cost_falls_along_minus_gradient_at_the_first_order_rate(impl, record):
-    if not _networks_declared(impl, record):
-        return
+    _networks_declared(impl, record)
 
     @given(case=network_cases(impl))
     def prop(case):
@@ -109,12 +96,12 @@ def logistic_cases(draw, max_d: int = 7):
 
 
 @st.composite
-def svm_cases(draw, max_d: int = 7):
+def svm_cases(draw, max_d: int = 7, lambdas=(0.0, 0.125, 0.5)):
     """(X, y, w, b, lam): off the hinge, Gaussian data; on the hinge, small integers with some
     samples placed exactly on it (w has a +-1 coordinate j0, so x_j0 can be solved for
     w.x + b = y exactly) — every margin is then an exact integer."""
     d, n = draw(st.integers(1, max_d), label="d"), draw(st.integers(1, MAX_N), label="N")
-    lam = draw(st.sampled_from([0.0, 0.125, 0.5]), label="lambda")
+    lam = draw(st.sampled_from(lambdas), label="lambda")
     hinge = draw(st.booleans(), label="on the hinge")
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1), label="seed"))
     y = rng.choice([-1.0, 1.0], n)
@@ -133,16 +120,8 @@ def svm_cases(draw, max_d: int = 7):
     return X, y, w, b, lam
 
 
-def _linear_declared(impl, record, loss: str, regularizer: bool = False) -> bool:
-    caps = impl.capabilities
-    return _declared(impl, record, {f"{loss} loss": loss in caps.losses, "identity activation":
-                                    "identity" in caps.activations, "float64": "float64" in caps.dtypes,
-                                    **({"l2 regularizer": caps.regularizer} if regularizer else {})})
-
-
 def test_logistic_step_within_one_over_L_does_not_increase_the_cost(impl, record):
-    if not _linear_declared(impl, record, "logistic"):
-        return
+    skip_undeclared(impl, record, tc.CHECK, impl.capabilities.supports(tc.linear_spec(1, "logistic")))
     grad = tc.linear_gradient(impl, "logistic")
 
     @given(case=logistic_cases())
@@ -152,11 +131,13 @@ def test_logistic_step_within_one_over_L_does_not_increase_the_cost(impl, record
 
 
 def test_svm_subgradient_off_and_on_the_hinge(impl, record):
-    if not _linear_declared(impl, record, "hinge", regularizer=True):
-        return
+    # lambda > 0 only where the regularizer is declared (the gate decides on the spec the check builds)
+    caps = impl.capabilities
+    skip_undeclared(impl, record, tc.CHECK, caps.supports(tc.linear_spec(1, "hinge")))
+    regularized = caps.supports(tc.linear_spec(1, "hinge", 1.0)) is None
     grad = tc.linear_gradient(impl, "hinge")
 
-    @given(case=svm_cases())
+    @given(case=svm_cases(lambdas=(0.0, 0.125, 0.5) if regularized else (0.0,)))
     def prop(case):
         _record(record, tc.check_svm_subgradient(grad, *case))
     prop()

@@ -220,7 +220,13 @@ def _linear_params(w, b):
 
 def linear_gradient(impl, loss: str):
     """An implementation as a gradient function (X, y, w, b, lam=0) -> (gw, gb) of the linear
-    model with l2 = 2 lam (the seed's lambda ||w||^2)."""
+    model with l2 = 2 lam (the seed's lambda ||w||^2). The loss must be declared (the gate
+    decides here, before any call: a refusal inside `grad` would read as the plug-in's error);
+    a lam > 0 needs the regularizer, which the caller decides with supports(linear_spec(.., l2))."""
+    reason = impl.capabilities.supports(linear_spec(1, loss))
+    if reason:
+        raise ValueError(f"linear_gradient: not declared: {reason}")
+
     def grad(X, y, w, b, lam=0.0):
         spec = linear_spec(X.shape[1], loss, 2 * lam)
         _, grads = impl.gradients(spec, _linear_params(w, b), X, y[:, None])
@@ -317,7 +323,8 @@ def check_logistic_descent(grad, X, y, w, b, fraction: float) -> Verdict:
     gn = float(np.linalg.norm(g)) - float(np.linalg.norm(tol))
     rho = r / (eta * gn) if gn > 0 else math.inf
     before, after = jax_ref.gradients(spec, params, X, Y), jax_ref.gradients(spec, new, X, Y)
-    errs = sum(fd.cost_rounding(c.cost, c.output_sensitivity, spec.depth) for c in (before, after))
+    errs = sum(errormodel.reference_cost_error(spec, errormodel.model(spec, p, X, Y).zfwd_out, c)
+               for c, p in ((before, params), (after, new)))
     extra = dict(eta=eta, L=L, cost_before=before.cost, cost_after=after.cost, rho=rho)
     if not rho < SQRT2_M1:
         return _verdict(NOT_CHECKABLE, rule, who, text, f"the step's rounding and the gradient's error bound "

@@ -135,12 +135,24 @@ def test_sklearn_loss_is_one_kth_of_its_gradients_function():
 def test_sklearn_capabilities_declare_its_structure():
     pytest.importorskip("sklearn")
     caps = resolve(f"{ROOT}/examples/sklearn_mlp.py:IMPL").capabilities
-    assert "hidden layers must share one activation" in caps.supports(mlp(3, [4, 4, 1], ["tanh", "relu", "identity"]))
-    assert "output activation 'tanh' not declared" in caps.supports(mlp(3, [4, 1], ["tanh", "tanh"]))
-    assert "loss 'hinge' not declared" in caps.supports(mlp(3, [4, 1], ["tanh", "identity"], loss="hinge"))
+    assert caps == Capabilities.sklearn_style(dtypes={"float64", "float32"})
+    assert "hidden layers with different activations (tanh, relu" in caps.supports(
+        mlp(3, [4, 4, 1], ["tanh", "relu", "identity"]))
+    assert caps.supports(mlp(3, [4, 1], ["tanh", "tanh"])) == \
+        "activation 'tanh' in the output layer (declared output: identity)"
+    assert caps.supports(mlp(3, [4, 1], ["tanh", "identity"], loss="hinge")) == "loss 'hinge' (declared: mse)"
     unchecked = caps.unchecked()
-    assert "networks whose hidden layers use different activations" in unchecked
-    assert "output activation tanh" in unchecked and "activation maxout" in unchecked
+    assert "hidden layers with different activations" in unchecked
+    assert "output activations other than identity" in unchecked
+    assert "activations leaky_relu, abs, generalized_relu, softplus, elu, maxout" in unchecked
+
+
+def test_layered_capabilities_is_a_deprecated_alias():
+    with pytest.warns(DeprecationWarning, match="LayeredCapabilities is deprecated"):
+        from implementations.adapters import LayeredCapabilities
+    old = LayeredCapabilities(activations={"tanh", "identity"}, losses={"mse"}, layer_kinds={"dense"},
+                              output_activations={"identity"}, uniform_hidden=True)
+    assert old == Capabilities.sklearn_style(hidden={"tanh", "identity"}, dtypes={"float64", "float32"})
 
 
 def test_buggy_student_fails_where_its_bug_is():

@@ -10,7 +10,7 @@ import pytest
 
 from implementations.numpy_mlp import builtin
 from implementations.protocol import Capabilities
-from properties.perceptron_checks import BOUND, check_bound, check_nonseparable, not_declared
+from properties.perceptron_checks import BOUND, check_bound, check_nonseparable, perceptron_undeclared
 from properties.perceptron_strategies import SeparableCase, xor_case
 from reference.perceptron import (augment, dyadic, margin, novikoff_bound, novikoff_budget,
                                   radius_squared, separates, train_perceptron)
@@ -193,10 +193,13 @@ def test_xor_check_says_it_did_not_converge():
     assert v.extra["k"] >= 50 and v.extra["converged"] is False
 
 
-def test_undeclared_perceptron_is_recorded_not_checkable():
+def test_undeclared_perceptron_is_recorded_not_checkable_then_skipped():
     from properties.test_perceptron import _property
     got = []
     impl = SimpleNamespace(name="no-perceptron", capabilities=Capabilities(perceptron=False))
-    _property(impl, "x", got.append, BOUND)
-    assert [(v.status, v.message) for v in got] == [(NOT_CHECKABLE, "implementation declares no perceptron")]
-    assert not_declared(impl, BOUND).check == BOUND
+    with pytest.raises(pytest.skip.Exception, match="^not declared: perceptron$"):
+        _property(impl, "x", got.append, BOUND)
+    assert [(v.check, v.status, v.message) for v in got] == [(BOUND, NOT_CHECKABLE, "not declared: perceptron")]
+    declared_without_method = SimpleNamespace(name="p", capabilities=Capabilities(perceptron=True))
+    assert perceptron_undeclared(declared_without_method) == "perceptron (declared, but no perceptron() method)"
+    assert perceptron_undeclared(builtin) is None

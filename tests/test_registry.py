@@ -142,8 +142,12 @@ def test_describe_registered(entry_point_dir, monkeypatch):
     assert "entry-mlp  [entry point fake_entry_plugin:EntryMLP]  name: entry-point-mlp" in blocks
     third = blocks["examples/plugin_adapted.py:IMPL  [$BACKCHECK_IMPL]  name: third-party-mlp"]
     assert "losses: mse;" in third
-    assert "not checked (not declared): activation abs, activation elu" in third
-    assert "loss bce" in third and "dtype float32" in third and "per-layer intermediates" in third
+    assert "activations: identity, relu, sigmoid, tanh\n" in third
+    # one line per kind of thing left out, not one per combination
+    assert "not checked (not declared):\n      activations leaky_relu, abs, generalized_relu, softplus, elu, maxout\n" \
+        in third
+    assert "\n      losses l1, logistic, perceptron, hinge, bce, softmax_ce\n" in third
+    assert "\n      dtype float32\n" in third and "\n      per-layer intermediates\n" in third
     bad = blocks["tests/plugins/bad_import.py:IMPL  [$BACKCHECK_IMPL]"]
     assert "error: implementation 'tests/plugins/bad_import.py:IMPL' load(): importing" in bad
     assert "broken-entry  [entry point fake_entry_plugin]" in blocks  # listed with its error
@@ -156,7 +160,8 @@ def test_backcheck_list_command():
     assert proc.returncode == 0, proc.stderr
     assert "builtin  [built-in]  name: numpy-builtin" in proc.stdout
     assert "examples/buggy_student.py:StudentMLP  [$BACKCHECK_IMPL]  name: student-mlp" in proc.stdout
-    assert "not checked (not declared): activation abs, activation elu" in proc.stdout
+    assert "not checked (not declared):\n      activations leaky_relu, abs, generalized_relu, softplus, elu, maxout" \
+        in proc.stdout
 
 
 def test_pytest_impl_for_every_way_of_naming(entry_point_dir, tmp_path):
