@@ -125,3 +125,28 @@ def test_forward_error_follows_cancellation_not_the_size_of_z():
     X, Y = np.array([[1.0, 1.0]]), np.array([[0.0]])
     m = errormodel.model(spec, params, X, Y)
     assert m.zfwd_out[0, 0] >= 2e8 * 1e3           # |W2| (|W1| |x|) although z is 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_libraries_transcendentals_are_within_libm_ulps(dtype):
+    """LIBM_ULPS is a measured property of what correct code calls, not a tuning knob: XLA's
+    (through JAX, as users write it) and NumPy's tanh, sigmoid, expm1, exp and softplus."""
+    import jax
+    import jax.numpy as jnp
+    if np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps:
+        pytest.skip("no extended precision on this machine to measure float64 against")
+    u = unit_roundoff(dtype)
+    z = np.concatenate([np.linspace(-20, 20, 40001), np.logspace(-30, 1.5, 2001), -np.logspace(-30, 1.5, 2001)]).astype(dtype)
+    # the truth in extended precision (x86's 80-bit long double: 11 more bits than float64)
+    exact = {"tanh": np.tanh, "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x))),
+             "expm1": np.expm1, "exp": np.exp, "softplus": lambda x: np.logaddexp(x, np.zeros_like(x))}
+    ours = {"tanh": (jnp.tanh, np.tanh), "sigmoid": (jax.nn.sigmoid, sigmoid), "expm1": (jnp.expm1, np.expm1),
+            "exp": (jnp.exp, np.exp), "softplus": (jax.nn.softplus, lambda x: np.logaddexp(x, np.zeros_like(x)))}
+    worst = {}
+    for name, fns in ours.items():
+        e = exact[name](z.astype(np.longdouble))
+        for f in fns:
+            got = np.asarray(f(z)).astype(np.longdouble)
+            ok = np.isfinite(e) & (e != 0) & (np.abs(e) >= np.finfo(dtype).tiny)
+            worst[name] = max(worst.get(name, 0.0), float(np.max(np.abs(got[ok] - e[ok]) / np.abs(e[ok]))) / u)
+    assert max(worst.values()) <= errormodel.LIBM_ULPS, worst
