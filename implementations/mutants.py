@@ -12,8 +12,16 @@ from implementations.numpy_mlp import NumpyMLP, sigmoid
 
 
 class _Mutant(NumpyMLP):
-    """A mutant changes `act`/`loss` (what the backward pass uses) or post-processes gradients."""
+    """A mutant changes `act`/`loss` (what the backward pass uses) or post-processes gradients.
+
+    What the diagnosis (properties.diagnosis) must say about it, checked by tests/test_diagnosis.py:
+    `category` (one of diagnosis.CATEGORIES), `layers` (the 1-based layers it breaks, or None
+    where that depends on the network), and for a bug of one activation or one loss its name."""
     bug = ""
+    category = ""
+    layers: tuple | None = None
+    activation_name: str | None = None
+    loss_name: str | None = None
 
     @property
     def name(self):
@@ -29,6 +37,7 @@ class _Mutant(NumpyMLP):
 
 class SignFlip(_Mutant):
     bug = "every gradient has the wrong sign (descends uphill)"
+    category, layers = "scale", None
 
     def fix_grads(self, spec, params, X, grads):
         return [(-gW, -gb) for gW, gb in grads]
@@ -36,6 +45,7 @@ class SignFlip(_Mutant):
 
 class MissingActivationDerivative(_Mutant):
     bug = "layer 1 forgets to multiply by f'(z) in the backward pass"
+    category, layers = "activation derivative", (1,)
 
     def act(self, k, layer, z):
         h, d = super().act(k, layer, z)
@@ -44,6 +54,7 @@ class MissingActivationDerivative(_Mutant):
 
 class TransposedWeightGradient(_Mutant):
     bug = "dW computed as h^T g and reshaped to W's shape (a transpose lost in the layout)"
+    category, layers = "layer structure", None
 
     def fix_grads(self, spec, params, X, grads):
         return [(np.ascontiguousarray(gW.T).reshape(gW.shape), gb) for gW, gb in grads]
@@ -51,6 +62,7 @@ class TransposedWeightGradient(_Mutant):
 
 class LayerOffByOne(_Mutant):
     bug = "the backward loop stops one layer early: layer 1's gradients are never filled in"
+    category, layers = "layer structure", (1,)
 
     def fix_grads(self, spec, params, X, grads):
         return [(np.zeros_like(grads[0][0]), np.zeros_like(grads[0][1]))] + grads[1:]
@@ -58,6 +70,7 @@ class LayerOffByOne(_Mutant):
 
 class BiasSummedNotAveraged(_Mutant):
     bug = "bias gradients summed over the batch instead of averaged"
+    category, layers = "batch reduction", None
 
     def fix_grads(self, spec, params, X, grads):
         return [(gW, gb * X.shape[0]) for gW, gb in grads]
@@ -65,6 +78,7 @@ class BiasSummedNotAveraged(_Mutant):
 
 class MissingOneOverN(_Mutant):
     bug = "the 1/N of the batch mean is missing from every gradient (cost still averaged)"
+    category, layers = "batch reduction", None
 
     def fix_grads(self, spec, params, X, grads):
         N = X.shape[0]
@@ -73,6 +87,8 @@ class MissingOneOverN(_Mutant):
 
 class WrongSoftmaxDerivative(_Mutant):
     bug = "softmax cross-entropy: the softmax in dC/dz is normalized over the batch axis"
+    category, layers = "loss gradient", None
+    loss_name = "softmax_ce"
 
     def loss(self, name, y, t):
         per_sample, g = super().loss(name, y, t)
@@ -84,6 +100,7 @@ class WrongSoftmaxDerivative(_Mutant):
 
 class MissingRegularizerTerm(_Mutant):
     bug = "the weight-decay term l2 * W is left out of dW"
+    category, layers = "regularizer", None
 
     def fix_grads(self, spec, params, X, grads):
         return [(gW - spec.l2 * W, gb) for (gW, gb), (W, _) in zip(grads, params)]
@@ -91,6 +108,8 @@ class MissingRegularizerTerm(_Mutant):
 
 class WrongLeakySlope(_Mutant):
     bug = "leaky ReLU derivative uses slope 0.01 for z < 0 whatever the layer's slope"
+    category, layers = "activation derivative", None
+    activation_name = "leaky_relu"
 
     def act(self, k, layer, z):
         h, d = super().act(k, layer, z)
@@ -101,6 +120,8 @@ class WrongLeakySlope(_Mutant):
 
 class SigmoidDerivativeAtActivation(_Mutant):
     bug = "sigmoid' evaluated at the activation h = s(z) instead of at the pre-activation z"
+    category, layers = "activation derivative", None
+    activation_name = "sigmoid"
 
     def act(self, k, layer, z):
         h, d = super().act(k, layer, z)
@@ -111,6 +132,8 @@ class SigmoidDerivativeAtActivation(_Mutant):
 
 class TanhDerivativeOfPreactivation(_Mutant):
     bug = "tanh' written as 1 - z² instead of 1 - tanh(z)²"
+    category, layers = "activation derivative", None
+    activation_name = "tanh"
 
     def act(self, k, layer, z):
         h, d = super().act(k, layer, z)
@@ -121,6 +144,7 @@ class TanhDerivativeOfPreactivation(_Mutant):
 
 class Float32Accumulation(_Mutant):
     bug = "a float64 network whose backward pass accumulates in float32"
+    category, layers = "precision", None
 
     def _backward(self, spec, params, X, Y):
         cost, _, inter = super()._backward(spec, params, X, Y)
@@ -132,6 +156,7 @@ class Float32Accumulation(_Mutant):
 
 class SwappedLayerGradients(_Mutant):
     bug = "the gradients of layers 1 and 2 are returned in each other's place"
+    category, layers = "layer structure", (1, 2)
 
     def fix_grads(self, spec, params, X, grads):
         if len(grads) < 2:
@@ -141,6 +166,8 @@ class SwappedLayerGradients(_Mutant):
 
 class MseDerivativeSign(_Mutant):
     bug = "MSE derivative written t - y instead of y - t"
+    category, layers = "loss gradient", None
+    loss_name = "mse"
 
     def loss(self, name, y, t):
         per_sample, g = super().loss(name, y, t)
@@ -149,6 +176,7 @@ class MseDerivativeSign(_Mutant):
 
 class ScaledByOnePlusMicro(_Mutant):
     bug = "every gradient scaled by 1 + 1e-6 (a constant folded in slightly wrong): only a bound that was never loosened sees it"
+    category, layers = "scale", None
 
     def fix_grads(self, spec, params, X, grads):
         return [(gW * (1 + 1e-6), gb * (1 + 1e-6)) for gW, gb in grads]
@@ -156,12 +184,68 @@ class ScaledByOnePlusMicro(_Mutant):
 
 class SingleEntryOff(_Mutant):
     bug = "one entry, layer 1 W[0,0], off by 1e-3 times the largest gradient entry (an indexing slip in one place)"
+    category, layers = "single entry", (1,)
 
     def fix_grads(self, spec, params, X, grads):
         top = max(max(np.abs(gW).max(initial=0), np.abs(gb).max(initial=0)) for gW, gb in grads)
         gW = grads[0][0].copy()
         gW[0, 0] += 1e-3 * (top if top > 0 else 1.0)
         return [(gW, grads[0][1])] + grads[1:]
+
+
+class RegularizedBiases(_Mutant):
+    bug = "weight decay applied to the biases too: db gets l2 * b (the cost regularizes weights only)"
+    category, layers = "regularizer", None
+
+    def fix_grads(self, spec, params, X, grads):
+        return [(gW, gb + spec.l2 * b) for (gW, gb), (_, b) in zip(grads, params)]
+
+
+class RegularizerAddedTwice(_Mutant):
+    bug = "the weight-decay term l2 * W added to dW twice (once in the loop, once more at the end)"
+    category, layers = "regularizer", None
+
+    def fix_grads(self, spec, params, X, grads):
+        return [(gW + spec.l2 * W, gb) for (gW, gb), (W, _) in zip(grads, params)]
+
+
+class LastBiasEntryDropped(_Mutant):
+    bug = "layer 1's bias gradient loop stops one unit short: its last entry is left at 0"
+    category, layers = "single entry", (1,)
+
+    def fix_grads(self, spec, params, X, grads):
+        gb = grads[0][1].copy()
+        gb[-1] = 0.0
+        return [(grads[0][0], gb)] + grads[1:]
+
+
+class Float16OutputError(_Mutant):
+    bug = "the output error dloss/dy is kept in a float16 buffer before backpropagation"
+    category, layers = "precision", None
+
+    def loss(self, name, y, t):
+        per_sample, g = super().loss(name, y, t)
+        return per_sample, g.astype(np.float16).astype(g.dtype)
+
+
+class StepTakenInPlace(_Mutant):
+    bug = "gradients() also takes a training step: W -= 0.1 * dW in place on the caller's weights"
+    category, layers = "input mutation", None
+
+    def fix_grads(self, spec, params, X, grads):
+        for (W, _), (gW, _) in zip(params, grads):
+            W -= 0.1 * gW
+        return grads
+
+
+class TargetsReusedAsBuffer(_Mutant):
+    bug = "the targets array Y is reused as the buffer for the output error dloss/dy"
+    category, layers = "input mutation", None
+
+    def loss(self, name, y, t):
+        per_sample, g = super().loss(name, y, t)
+        np.copyto(t, g)   # Y is the caller's array: the harness sees its targets overwritten
+        return per_sample, t
 
 
 MUTANTS = {cls.__name__: cls for cls in _Mutant.__subclasses__()}

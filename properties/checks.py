@@ -130,6 +130,14 @@ class Context:
         return errormodel.output_sensitivity(self.models[1].zfwd_out, self.ref.deltas[-1], self.ref.loss_cancellation)
 
     @cached_property
+    def cost_tolerance(self) -> float:
+        """How far the implementation's cost may be from the reference's: both computations'
+        bounds (the implementation's dtype and the float64 reference)."""
+        n = self.case.X.shape[0]
+        return sum(errormodel.cost_tolerance(self.spec, self.ref.cost, self.output_sensitivity, n, d)
+                   for d in (self.spec.dtype, "float64"))
+
+    @cached_property
     def cost_error(self) -> float:
         return errormodel.reference_cost_error(self.spec, self.models[1].zfwd_out, self.ref)
 
@@ -180,9 +188,7 @@ def _cost_and_params_entry(spec, i):
 def check_vs_jax(ctx: Context) -> Verdict:
     cost, g = ctx.impl_result
     tol_impl, tol_ref, *_ = ctx.tolerances
-    n = ctx.case.X.shape[0]
-    ctol = errormodel.cost_tolerance(ctx.spec, ctx.ref.cost, ctx.output_sensitivity, n)
-    ctol += errormodel.cost_tolerance(ctx.spec, ctx.ref.cost, ctx.output_sensitivity, n, "float64")
+    ctol = ctx.cost_tolerance
     a = np.concatenate([[cost], g])
     b = np.concatenate([[ctx.ref.cost], ctx.ref.flat])
     tol = np.concatenate([[ctol], tol_impl + tol_ref])

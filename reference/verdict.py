@@ -25,6 +25,8 @@ class Entry:
     def __str__(self) -> str:
         if self.param == "cost":
             return "cost"
+        if self.param == "direction":   # not a parameter: the derivative along a direction (1-based)
+            return "vᵀ∇C along direction v" + (f"{self.index[0] + 1}" if self.index else "")
         idx = ",".join(str(i) for i in self.index)
         return f"layer {self.layer} {self.param}[{idx}]"
 

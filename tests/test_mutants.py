@@ -1,6 +1,8 @@
 """The meta-test: the property suite, run as users run it (pytest + our plugin, the `ci`
 profile's examples), catches every mutant in implementations/mutants.py, every property fails
-on some mutant, and the correct implementation passes them all in the same run."""
+on some mutant, and the correct implementation passes them all in the same run; from the
+run's records the diagnosis (properties/diagnosis.py) names each mutant's bug and none for
+the correct implementation (tests/test_diagnosis.py holds it on the fixed cases)."""
 import json
 import os
 import subprocess
@@ -12,6 +14,8 @@ import pytest
 
 from implementations import mutants
 from implementations.numpy_mlp import builtin
+from properties.diagnosis import diagnose
+from reference.verdict import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADIENT_PROPERTIES = ("vs_jax", "vs_fd", "richardson", "slide_fd", "directional", "intermediates")
@@ -72,3 +76,17 @@ def test_mutants_are_small_named_changes():
     assert len(mutants.MUTANTS) >= 12
     for name, cls in mutants.MUTANTS.items():
         assert cls.bug and cls().name == f"mutant:{name}"
+
+
+def test_the_correct_implementation_gets_no_diagnosis(suite_verdicts):
+    assert diagnose(builtin, [Verdict.from_json(v) for v in suite_verdicts[builtin.name]]) is None
+
+
+@pytest.mark.parametrize("name", sorted(mutants.MUTANTS))
+def test_every_mutant_is_diagnosed_from_the_run(suite_verdicts, name):
+    """From the records of the run (Hypothesis's cases, rebuilt from their labels)."""
+    cls = mutants.MUTANTS[name]
+    d = diagnose(mutants.get(name), [Verdict.from_json(v) for v in suite_verdicts[f"mutant:{name}"]])
+    assert d is not None, f"{name} ({cls.bug}): no diagnosis"
+    assert (d.category, d.activation, d.loss) == (cls.category, cls.activation_name, cls.loss_name), d.text()
+    assert cls.layers is None or d.layers == cls.layers, d.text()
