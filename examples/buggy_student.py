@@ -5,6 +5,13 @@
 The bug is a classic: the sigmoid's derivative written as h (1 - h) but applied to the
 pre-activation z, i.e. z (1 - z) instead of s(z) (1 - s(z)). Networks without a sigmoid
 layer pass; every network with one fails, in that layer's W and b and in all layers below it.
+
+The output leads with the diagnosis, once for the whole run (examples/README.md shows it):
+"student-mlp: activation derivative (sigmoid) — σ'(z) is written as z(1 − z): the output form
+h(1 − h) applied to z in every sigmoid layer", the blocks that are wrong and right, the
+conditions ("wrong on every network with a sigmoid layer, right on every other"), the
+confidence, and one reproducer that runs from any folder and prints the wrong block entry by
+entry. The HTML report (backcheck-report/report.html) opens on the same words.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from implementations.errors import LoadError, PluginError
 from implementations.protocol import ANY, Capabilities
 from reference.spec import ACTIVATIONS
 
-__all__ = ["GROUP", "LoadError", "PluginError", "describe", "describe_registered", "entry_points",
+__all__ = ["GROUP", "LoadError", "PluginError", "absolute_source", "describe", "describe_registered", "entry_points",
            "load", "resolve", "resolve_checked"]
 
 GROUP = "backcheck.implementations"
@@ -117,6 +117,15 @@ def resolve(source: str):
             from implementations.validate import describe_exception
             raise LoadError(source, f"instantiating {attr}() {describe_exception(e)}") from None
     return obj
+
+
+def absolute_source(source: str) -> str:
+    """The same source with a file named by its absolute path, so that a reproducer printed with
+    it runs from any folder ('examples/x.py:IMPL' -> '/home/me/repo/examples/x.py:IMPL')."""
+    module, sep, attr = source.strip().rpartition(":")
+    if sep and (module.endswith(".py") or "/" in module or os.sep in module):
+        return f"{os.path.abspath(module)}:{attr}"
+    return source
 
 
 def check_protocol(obj, source: str) -> None:

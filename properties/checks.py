@@ -90,7 +90,9 @@ class Context:
         if impl is not None and not hasattr(impl, "submit_gradients"):
             impl = _validated(impl, impl_ref)  # every call validated, wrapped or not
         self.impl, self.case, self.spec = impl, case, case.spec
-        self.impl_ref = impl_ref or getattr(impl, "source", None) or "builtin"
+        from implementations.registry import absolute_source
+        # reproducers name the implementation so that they run from any folder
+        self.impl_ref = absolute_source(impl_ref or getattr(impl, "source", None) or "builtin")
         # start the (possibly isolated) call now: the reference is computed while it runs
         self._pending = None if impl is None else impl.submit_gradients(
             case.spec, case.params, case.X, case.Y)
@@ -335,6 +337,85 @@ def run_checks(impl, case: Case, checks=GRADIENT_CHECKS, impl_ref: str | None = 
 
 
 def reproduce(impl_ref: str, check: str, case: Case) -> Verdict:
-    """Rerun one check on one case for an implementation named as on the command line."""
+    """Rerun one check on one case for an implementation named as on the command line. A failed
+    verdict carries extra["table"] (`block_table`), which its explain() prints under the summary:
+    a reproducer shows the wrong block entry by entry, not only its worst entry."""
     from implementations.registry import load
-    return run_check(Context(load(impl_ref), case, impl_ref), check)
+    ctx = Context(load(impl_ref), case, impl_ref)
+    v = run_check(ctx, check)
+    if v.status == FAILED:
+        v.extra["table"] = block_table(ctx, v.worst)
+    return Reproduced(**vars(v))
+
+
+class Reproduced(Verdict):
+    """A verdict whose explain() is what a reproducer prints: the summary, the network and the
+    table of the wrong block (the reproducer's own code is the script being run: not again)."""
+
+    def explain(self) -> str:
+        lines = [self.summary()] + ([f"  network: {self.case}"] if self.spec else [])
+        t = self.extra.get("table")
+        if t:
+            lines.append(f"  {t['block']}: {t['against']}"
+                         + (f"; the {len(t['rows'])} furthest over their bounds of {t['entries']}" if t["more"] else ""))
+            cells = [["entry", "implementation", "reference", "rel error", "bound", ""]] + [
+                [e, f"{a:.17g}", f"{b:.17g}", f"{r:.3g}", f"{bd:.3g}", mark] for e, a, b, r, bd, mark in t["rows"]]
+            width = [max(len(row[i]) for row in cells) for i in range(5)]
+            lines += ["    " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, width)))
+                      + ("  " + row[5] if row[5] else "") for row in cells]
+            lines.append(f"  {t['over']} of {t['entries']} entries of {t['block']} over their bound")
+        return "\n".join(lines)
+
+
+TABLE_ROWS = 24   # entries of a block a reproducer lists: every one of a small block
+
+
+def block_table(ctx: Context, worst: Entry | None) -> dict:
+    """The block a failure points at, entry by entry, compared as check_vs_jax compares (the
+    implementation against JAX, each entry under its error-model bound; for a failure in the
+    deltas, the deltas against JAX's as check_intermediates compares them): the block of the
+    worst entry, or the block furthest over its bounds where that entry is no parameter (a
+    direction). JSON-able: {block, against, entries, over, more, rows: [[entry, impl, ref,
+    rel error, bound, mark]]}, mark "OVER", "kink", "undecided" or ""."""
+    from reference.compare import VACUOUS_BOUND, relative_errors
+    from reference.spec import unflatten
+    spec, ref = ctx.spec, ctx.ref
+    against = "the implementation against the JAX reference, each entry under its error-model bound"
+    if worst is not None and worst.param == "delta":
+        against = "the implementation's deltas against JAX's, each entry under its error-model bound"
+        j, c = worst.layer, ctx.case
+        a = np.asarray(ctx.impl.intermediates(spec, c.params, c.X, c.Y).deltas[j - 1], np.float64)
+        b, (*_, dtol_impl, dtol_ref) = ref.deltas[j - 1], ctx.tolerances
+        tol, other = dtol_impl[j - 1] + dtol_ref[j - 1], (ref.deltas_other_side or ref.deltas)[j - 1]
+        name, kinks, label = f"layer {j} dC/dz", b != other, lambda idx: Entry(j, "delta", idx)
+    elif worst is not None and worst.param == "cost":
+        a, b, tol = np.array([ctx.impl_result[0]]), np.array([ref.cost]), np.array([ctx.cost_tolerance])
+        name, kinks, label = "the cost", np.zeros(1, bool), lambda idx: Entry(0, "cost", ())
+    else:
+        tol_impl, tol_ref, *_ = ctx.tolerances
+        parts = [unflatten(spec, x) for x in (ctx.impl_result[1], ref.flat, tol_impl + tol_ref, ctx.kink_entries)]
+        blocks = [(j, p, [layer[i] for layer in layers]) for j, layers in enumerate(zip(*parts), start=1)
+                  for i, p in enumerate("Wb")]
+        def furthest_over(blk):   # the largest |error| / tolerance of a block, kinks aside
+            _, _, (a, b, tol, kinks) = blk
+            return np.max(np.where(kinks, 0.0, np.abs(a - b) / np.maximum(tol, 1e-300)), initial=0.0)
+        if worst is not None and worst.param in ("W", "b"):
+            j, p, (a, b, tol, kinks) = blocks[2 * (worst.layer - 1) + (worst.param == "b")]
+        else:
+            j, p, (a, b, tol, kinks) = max(blocks, key=furthest_over)
+        name, label = f"layer {j} dC/d{p}", lambda idx, j=j, p=p: Entry(j, p, idx)
+    rel, bound = relative_errors(a, b), relative_bound(tol, a, b)
+    undecided = ~(bound < VACUOUS_BOUND) & ~kinks
+    over = (rel > bound) & ~kinks & ~undecided
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(kinks | undecided, -1.0, np.nan_to_num(rel / bound, nan=0.0))   # 0 / 0: an exact match
+    shown = np.sort(np.argsort(-ratio.ravel(), kind="stable")[:TABLE_ROWS])
+    rows = []
+    for i in shown:
+        idx = tuple(int(x) for x in np.unravel_index(i, a.shape)) if a.ndim else ()
+        mark = "kink" if kinks.flat[i] else "undecided" if undecided.flat[i] else "OVER" if over.flat[i] else ""
+        rows.append([str(label(idx)), float(a.flat[i]), float(b.flat[i]), float(rel.flat[i]), float(bound.flat[i]),
+                     mark])
+    shape = "×".join(map(str, a.shape))
+    return {"block": f"{name} ({shape})" if a.size > 1 else name, "against": against, "entries": int(a.size),
+            "over": int(over.sum()), "more": int(a.size - len(rows)), "rows": rows}

@@ -795,11 +795,8 @@ class Diagnosis:
 def portable_source(impl, impl_ref: str | None = None) -> str:
     """How a reproducer names the implementation: a file by its absolute path, a module by its
     importable name (see `reproducer` for one that is not installed), the built-in as 'builtin'."""
-    ref = impl_ref or getattr(impl, "source", None) or _importable(getattr(impl, "impl", impl))
-    module, sep, attr = ref.rpartition(":")
-    if sep and (module.endswith(".py") or "/" in module or os.sep in module):
-        return f"{os.path.abspath(module)}:{attr}"
-    return ref
+    from implementations.registry import absolute_source
+    return absolute_source(impl_ref or getattr(impl, "source", None) or _importable(getattr(impl, "impl", impl)))
 
 
 def _importable(obj) -> str:

@@ -229,3 +229,19 @@ def _describe(s: dict) -> tuple[str, tuple, str, str]:
         arch = " -> ".join([str(s.get("n_in", "?"))] + [
             f"{l.get('width', '?')}:{l.get('activation', '?')}" if isinstance(l, dict) else "?" for l in layers])
     return arch, acts, str(s.get("loss", "")), str(s.get("dtype", ""))
+
+
+def undiagnosed(diagnoses: list[dict], vs: list[Verdict]) -> Counter:
+    """Failed verdicts per implementation that no diagnosis explains (the references' own
+    mismatches are a harness problem, never an implementation's)."""
+    named = {d.get("implementation") for d in diagnoses}
+    return Counter(v.implementation for v in vs if v.status == FAILED and v.implementation not in named)
+
+
+def error_groups(vs: list[Verdict]) -> list:
+    """Plug-in errors grouped by implementation and message (properties.diagnosis.group_errors);
+    imported only when there is an error to group, since it loads JAX."""
+    if not any(v.status == ERROR for v in vs):
+        return []
+    from properties.diagnosis import group_errors
+    return group_errors(vs)

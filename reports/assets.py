@@ -100,6 +100,13 @@ html.js th.sortable{cursor:pointer}
 html.js th.sortable:after{content:" ↕";color:#b8bec7;font-size:10px}
 th[aria-sort=ascending]:after{content:" ↑"!important;color:var(--ink)!important}
 th[aria-sort=descending]:after{content:" ↓"!important;color:var(--ink)!important}
+#diagnosis{border-color:#e7b9b5}
+article.diag{border-left:5px solid var(--fail);padding:2px 0 2px 14px;margin:12px 0}
+article.diag p.headline{font-size:16px;font-weight:650;margin:0 0 6px;overflow-wrap:anywhere}
+ul.findings{margin:0 0 6px;padding-left:20px}ul.findings li{margin:2px 0;overflow-wrap:anywhere}
+p.confidence{margin:4px 0;font-weight:600}p.alt,p.repro-head{margin:4px 0;color:var(--muted)}
+td.message{white-space:pre-wrap;overflow-wrap:anywhere;min-width:320px;font-size:13.5px}
+details.every{margin-top:8px}details.every>summary{cursor:pointer;color:#1f5fa8;margin-bottom:6px}
 footer{color:var(--muted);font-size:12.5px;text-align:center;margin-top:24px}
 @media print{section{break-inside:avoid}button.copy,#verdict-filter{display:none}}
 """

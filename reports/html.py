@@ -1,4 +1,6 @@
 """The self-contained HTML accuracy report, rendered from a results document (reports/SCHEMA.md).
+It leads with what is wrong, in words (the diagnoses stored in the document); the failures and
+every verdict follow, collapsed.
 
 One file, no network: inline CSS, inline SVG plots, server-side tables; a few lines of inline
 script add sorting, filtering and copy buttons (reports/assets.py), and a Content-Security-Policy
@@ -16,9 +18,9 @@ from collections import Counter
 
 from reference.verdict import ERROR, FAILED, NOT_CHECKABLE, PASSED, REFERENCE_MISMATCH, Verdict
 from reports import plots
-from reports.aggregate import (ORDER, PROBLEMS, at_worst, check_stats, checked, excess, impl_verdict, nearness, num,
-                               per_implementation, percent, ratio_text, record, sci, severity_key, spec_fields,
-                               undeclared, unchecked_groups)
+from reports.aggregate import (ORDER, PROBLEMS, at_worst, check_stats, checked, error_groups, excess, impl_verdict,
+                               nearness, num, per_implementation, percent, ratio_text, record, sci, severity_key,
+                               spec_fields, undeclared, unchecked_groups, undiagnosed)
 from reports.assets import CSS, JS
 from reports.svg import esc
 
@@ -118,6 +120,42 @@ def _section(id_: str, title: str, body: str, lead: str = "") -> str:
 
 # --- sections --------------------------------------------------------------------------------
 
+def _diagnosis(diagnoses: list[dict] | None, problems: list[str], vs) -> str:
+    """What is wrong, first: per failing implementation its diagnosis in words (as stored in the
+    results: nothing is recomputed), its confidence and its one smallest reproducer; a line for a
+    failing implementation without one and for a diagnosis that could not be made. Empty for a
+    run with nothing wrong."""
+    parts = []
+    for d in diagnoses or []:
+        findings = "".join(f"<li>{esc(s)}</li>" for s in d.get("findings") or [])
+        alt = d.get("alternatives") or []
+        errors = sum(g.get("count", 0) for g in d.get("errors") or [] if isinstance(g, dict))
+        repro = ""
+        if d.get("reproducer"):
+            repro = (f'<p class="repro-head">Smallest reproducer: <span class="mono">{esc(d.get("reproducer_case", ""))}'
+                     '</span>. It runs from any folder (save it as a file and run it with python); it prints the '
+                     'check\u2019s verdict and the wrong block entry by entry.</p>'
+                     f'<div class="repro-box"><pre class="repro"><code>{esc(d["reproducer"])}</code></pre></div>')
+        parts.append(
+            f'<article class="diag"><p class="headline">{esc(d["headline"])}.</p>'
+            + (f'<ul class="findings">{findings}</ul>' if findings else "")
+            + (f'<p class="confidence">{esc(d["confidence"])}.</p>' if d.get("confidence") else "")
+            + (f'<p class="alt">Also consistent with: {esc("; ".join(alt))}.</p>' if alt else "")
+            + (f'<p class="alt">And {errors:,} plug-in error(s): <a href="#errors">grouped below</a>.</p>'
+               if errors else "")
+            + repro + "</article>")
+    for impl, n in (undiagnosed(diagnoses, vs) if diagnoses is not None else {}).items():
+        parts.append(f'<article class="diag"><p class="headline">{esc(impl)}: {n:,} failed verdict(s) and no '
+                     'diagnosis.</p><p class="alt">Its failures are listed under <a href="#failures">Failures</a>.'
+                     '</p></article>')
+    parts += [f'<p class="cap">{esc(p)}</p>' for p in problems]
+    if not parts:
+        return ""
+    return _section("diagnosis", "What is wrong", "".join(parts),
+                    "One diagnosis per failing implementation, from every case of the run and cases built to "
+                    "settle it; every verdict is in the collapsed details below.")
+
+
 def _header(vs, counts_by_impl) -> str:
     words = [impl_verdict(c) for c in counts_by_impl.values()]
     overall = next((w for w in IMPL_ORDER if w in words), "NOT CHECKED")
@@ -189,7 +227,7 @@ def _meta(meta: dict) -> str:
     return _section("run", "Run", f'<dl class="meta">{cells}</dl>')
 
 
-def _problems(vs) -> str:
+def _problems(vs, open_first: int = OPEN_PROBLEMS) -> str:
     bad = sorted((v for v in vs if v.status in (FAILED, REFERENCE_MISMATCH)), key=severity_key)
     if not bad:
         return _section("failures", "Failures", "<p>No check failed: every gradient, bound and rule agreed with "
@@ -202,7 +240,7 @@ def _problems(vs) -> str:
             firsts.append(v)
     ids = {id(v) for v in firsts}
     shown = (firsts + [v for v in bad if id(v) not in ids])[:MAX_PROBLEMS]
-    cards = "".join(_problem_card(v, i < OPEN_PROBLEMS) for i, v in enumerate(shown))
+    cards = "".join(_problem_card(v, i < open_first) for i, v in enumerate(shown))
     more = (f'<p class="cap">Showing {len(shown)} of {len(bad):,} failures (the worst of each implementation and '
             f'check, then the worst of the rest); all are in the JSON results.</p>' if len(bad) > len(shown) else "")
     return _section("failures", f"Failures ({len(bad):,})", _failure_matrix(bad) + cards + more,
@@ -272,6 +310,13 @@ def _errors(vs) -> str:
     errs = sorted((v for v in vs if v.status == ERROR), key=lambda v: (v.implementation, v.check))
     if not errs:
         return _section("errors", "Plug-in errors", "<p>None: every implementation loaded and answered every call.</p>")
+    groups = error_groups(errs)
+    grouped = "".join(f'<tr><td class="name">{esc(g.implementation)}</td>{_count(g.count, "bad")}'
+                      f'<td class="message">{esc(g.message or "(no message)")}</td></tr>' for g in groups[:MAX_ERRORS])
+    grouped = ('<div class="wrap"><table class="sortable errors"><thead><tr><th>implementation</th><th class="n">count'
+               f'</th><th>message (the first of its group in full; others differ only in numbers)</th></tr></thead>'
+               f'<tbody>{grouped}</tbody>{_cap_row(min(len(groups), MAX_ERRORS), len(groups), 3, "kinds of error")}'
+               '</table></div>')
     rows = "".join(
         f'<tr><td class="name">{esc(v.implementation)}</td><td>{esc(v.check)}</td>'
         f'<td><div class="msg mono">{esc(v.message or "(no message)")}</div>'
@@ -281,9 +326,11 @@ def _errors(vs) -> str:
     table = ('<div class="wrap"><table class="sortable"><thead><tr><th>implementation</th><th>stage</th>'
              f'<th>message</th><th>test</th></tr></thead><tbody>{rows}</tbody>'
              f'{_cap_row(min(len(errs), MAX_ERRORS), len(errs), 4, "errors")}</table></div>')
-    return _section("errors", f"Plug-in errors ({len(errs):,})", table,
+    every = (f'<details class="every"><summary>Every error verdict ({len(errs):,}), with its network and reproducer'
+             f'</summary>{table}</details>')
+    return _section("errors", f"Plug-in errors ({len(errs):,})", grouped + every,
                     "Implementations that could not be checked: they failed to load, raised, hung or returned "
-                    "something unusable.")
+                    "something unusable. Grouped by implementation and message, with a count.")
 
 
 def _plots(vs, meta) -> str:
@@ -449,7 +496,9 @@ def _all_verdicts(vs) -> str:
     lead = "Problems first, then by error relative to the bound. Click a heading to sort."
     if skipped:
         lead += f" The {skipped:,} not-declared verdicts are listed once, under “Not checked”."
-    return _section("verdicts", f"All verdicts ({len(shown):,})", table, lead)
+    every = (f'<details class="every"><summary>Show every verdict ({len(shown):,}): sortable and filterable'
+             f'</summary>{table}</details>')
+    return _section("verdicts", f"All verdicts ({len(shown):,})", every, lead)
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -462,6 +511,9 @@ def render(doc: dict) -> str:
     """The report page for a results document (as written by reports.results)."""
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
     vs = [Verdict.from_json(record(d)) for d in doc.get("verdicts", [])]
+    # None: a file written before diagnoses existed, which cannot say that a failure has none
+    diagnoses = [d for d in doc["diagnoses"] if isinstance(d, dict)] if isinstance(doc.get("diagnoses"), list) else None
+    diagnosis = _diagnosis(diagnoses, [str(p) for p in doc.get("diagnosis_errors") or []], vs)
     counts = per_implementation(vs)
     n_bad = sum(v.status in (FAILED, REFERENCE_MISMATCH) for v in vs)
     n_err = sum(v.status == ERROR for v in vs)
@@ -470,6 +522,7 @@ def render(doc: dict) -> str:
            "base-uri 'none'; form-action 'none'")
     n_undeclared = sum(map(undeclared, vs))
     nav = "".join(f'<a href="#{i}">{esc(t)}</a>' for i, t in (
+        (("diagnosis", "What is wrong"),) if diagnosis else ()) + (
         ("summary", "Implementations"), ("run", "Run"), ("failures", f"Failures ({n_bad:,})"),
         ("errors", f"Plug-in errors ({n_err:,})"))
         + ((("unchecked", f"Not checked ({n_undeclared:,})"),) if n_undeclared else ()) + (
@@ -481,8 +534,8 @@ def render(doc: dict) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,"><title>backcheck accuracy report</title>'
         f'<style>{CSS}</style></head><body><main>'
-        + _header(vs, counts) + f'<nav class="toc">{nav}</nav>'
-        + _implementations(vs, counts) + _meta(meta) + _problems(vs) + _errors(vs)
+        + _header(vs, counts) + f'<nav class="toc">{nav}</nav>' + diagnosis
+        + _implementations(vs, counts) + _meta(meta) + _problems(vs, 0 if diagnoses else OPEN_PROBLEMS) + _errors(vs)
         + (_unchecked(vs) if n_undeclared else "")
         + _plots(vs, meta) + accuracy + _all_verdicts(vs)
         + f'<footer>Rendered from backcheck results (schema {esc(doc.get("schema", "?"))} '

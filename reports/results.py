@@ -1,5 +1,6 @@
-"""JSON results: the verdict records of a run plus run metadata, under a versioned schema
-(documented in reports/SCHEMA.md). The HTML report is rendered from this document alone."""
+"""JSON results: the verdict records of a run, its diagnoses and run metadata, under a versioned
+schema (documented in reports/SCHEMA.md). The terminal lead and the HTML report are rendered from
+this document alone: `backcheck report` recomputes nothing."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -42,16 +43,50 @@ def run_meta(implementations, duration: float, step_curve: bool = True, workers=
     return meta
 
 
-def results_document(verdicts: list, meta: dict | None = None) -> dict:
-    """The document of a run; each verdict a dict or its JSON string (as pytest reports carry it)."""
+def run_diagnoses(records: list[dict], sources) -> tuple[list[dict], list[str]]:
+    """The diagnoses of a run (properties.diagnosis.diagnose_run: each --impl source with something
+    wrong, loaded as the run loads it) as JSON, and one line per source whose diagnosis itself
+    failed: a broken diagnosis must never cost the run its results, only its own words."""
+    from reference.verdict import ERROR, FAILED, Verdict
+    if not sources or not any(isinstance(r, dict) and r.get("status") in (FAILED, ERROR) for r in records):
+        return [], []   # nothing to explain: not even the import (it loads JAX)
+    out, problems = [], []
+
+    def failed(what, e):
+        why = (str(e).strip().splitlines() or [""])[0]
+        problems.append(f"the diagnosis {what} failed ({type(e).__name__}{': ' + why if why else ''}); "
+                        "the verdicts are reported without it")
+    try:   # anything at all, here and below: the verdicts are written regardless
+        from properties.diagnosis import diagnose_run
+        vs = [Verdict.from_json(r) for r in records]
+    except Exception as e:
+        failed("of this run", e)
+        return out, problems
+    for source in sources:   # one at a time, so that a failure names its source and spares the others
+        try:
+            out += [d.to_json() for d in diagnose_run([source], vs)]
+        except Exception as e:
+            failed(f"of {source}", e)
+    return out, problems
+
+
+def results_document(verdicts: list, meta: dict | None = None, diagnoses: list | None = None) -> dict:
+    """The document of a run; each verdict a dict or its JSON string (as pytest reports carry it).
+    The diagnoses are made here from meta["implementations"] (run_diagnoses) unless given (as
+    Diagnosis objects or their JSON)."""
     finished = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    records = [record(v) for v in verdicts]
+    problems = []
+    if diagnoses is None:
+        diagnoses, problems = run_diagnoses(records, (meta or {}).get("implementations") or [])
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
             "meta": {"finished": finished, **(meta or {}), "versions": _versions()},
-            "verdicts": [record(v) for v in verdicts]}
+            "diagnoses": [d if isinstance(d, dict) else d.to_json() for d in diagnoses],
+            "diagnosis_errors": problems, "verdicts": records}
 
 
-def write_outputs(verdicts: list[dict], json_path=None, html_path=None, meta=None) -> dict:
-    doc = results_document(verdicts, meta)
+def write_outputs(verdicts: list[dict], json_path=None, html_path=None, meta=None, diagnoses=None) -> dict:
+    doc = results_document(verdicts, meta, diagnoses)
     if json_path:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, "w", encoding="utf-8") as f:
@@ -85,6 +120,16 @@ def validate(doc, where: str = "results") -> None:
         raise ValueError(f"{where}: \"meta\" must be an object")
     if not isinstance(doc.get("verdicts"), list):
         raise ValueError(f"{where}: \"verdicts\" must be a list")
+    # optional (absent from files written before diagnoses): the reports render what they find
+    diagnoses = doc.get("diagnoses", [])
+    if not isinstance(diagnoses, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("implementation"), str) and isinstance(d.get("headline"), str)
+            for d in diagnoses):
+        raise ValueError(f"{where}: \"diagnoses\" must be a list of objects with a string \"implementation\" and "
+                         "\"headline\"")
+    problems = doc.get("diagnosis_errors", [])
+    if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+        raise ValueError(f"{where}: \"diagnosis_errors\" must be a list of strings")
     for i, v in enumerate(doc["verdicts"]):
         if not isinstance(v, dict) or not isinstance(v.get("check"), str) or v.get("status") not in STATUSES:
             raise ValueError(f"{where}: verdicts[{i}] needs a string \"check\" and a \"status\" in {', '.join(STATUSES)}")

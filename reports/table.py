@@ -1,13 +1,16 @@
-"""The terminal rendering of verdict records: a per-check summary for every implementation, a
-compact per-case table of the fixed set (one column per gradient check), problems in full."""
+"""The terminal rendering of a run: first what is wrong, in words (the diagnosis of each failing
+implementation, once, with its one smallest reproducer), then the plug-in errors grouped by
+implementation and message, then a per-check summary for every implementation and a compact
+per-case table of the fixed set (one column per gradient check). Every failed verdict in full
+only with verbose; failures no diagnosis explains are always listed."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from reference.verdict import Verdict
+from reference.verdict import ERROR, FAILED, Verdict
 from reports.aggregate import ORDER as _ORDER
-from reports.aggregate import (PROBLEMS, check_stats, impl_verdict, nearness, per_implementation, percent, ratio_text,
-                               record, unchecked_groups)
+from reports.aggregate import (PROBLEMS, check_stats, error_groups, impl_verdict, nearness, per_implementation, percent,
+                               ratio_text, record, unchecked_groups, undiagnosed)
 
 _MARK = {"passed": "ok", "failed": "FAIL", "error": "ERR", "not_checkable": "n/c", "reference_mismatch": "REF!"}
 _SHORT = {"vs_jax": "jax", "vs_fd": "fd", "richardson": "richardson", "slide_fd": "slides", "directional": "dir",
@@ -70,17 +73,69 @@ def _case_rows(vs: list[Verdict], verbose: bool, max_rows: int) -> list[str]:
     return out
 
 
-def format_table(verdicts: list[dict], verbose: bool = False, max_rows: int = 40) -> str:
-    vs = [Verdict.from_json(record(v)) for v in verdicts]
-    lines = _summary_rows(vs)
+def diagnosis_lines(diagnoses: list[dict] | None, problems=(), vs: list[Verdict] = ()) -> list[str]:
+    """A few sentences per failing implementation, from the results' diagnoses (their JSON, as
+    stored: nothing is recomputed): headline, findings, confidence, the smallest reproducer; a
+    line for a diagnosis that could not be made, and, where the diagnoses are known (not None:
+    the run made them), for a failing implementation without one."""
+    lines = []
+    for d in diagnoses or []:
+        lines += ["", d["headline"] + "."] + [f"  - {s}" for s in d.get("findings") or []]
+        if d.get("confidence"):
+            lines.append(f"  {d['confidence']}.")
+        if d.get("alternatives"):
+            lines.append("  also consistent with: " + "; ".join(d["alternatives"]) + ".")
+        errors = sum(g.get("count", 0) for g in d.get("errors") or [])
+        if errors:
+            lines.append(f"  and {errors} plug-in error(s), grouped below.")
+        if d.get("reproducer"):
+            lines.append(f"  smallest reproducer ({d.get('reproducer_case', '')}); it runs from any folder:")
+            lines += ["    " + line for line in d["reproducer"].splitlines()]
+    for impl, n in (undiagnosed(diagnoses, vs) if diagnoses is not None else {}).items():
+        lines += ["", f"{impl}: {n} failed verdict(s) and no diagnosis: they are listed below."]
+    lines += [f"backcheck: {p}" for p in problems]
+    return (["What is wrong:"] + lines) if lines else []
+
+
+def _error_rows(groups) -> list[str]:
+    if not groups:
+        return []
+    width = min(max(len(g.implementation) for g in groups), 30)
+    return ["", f"Plug-in errors ({sum(g.count for g in groups)}), by implementation and message:"] + [
+        f"  {g.implementation[:width]:<{width}} {g.count:>5} × {g.message}" for g in groups]
+
+
+def format_table(results, verbose: bool = False, max_rows: int = 40, diagnoses: list | None = None) -> str:
+    """`results`: a results document (its diagnoses lead) or a list of verdict records (with the
+    diagnoses given apart; without them every failure is listed, as nothing is known to explain it)."""
+    problems = ()
+    if isinstance(results, dict):
+        diagnoses = results.get("diagnoses") if diagnoses is None else diagnoses
+        problems, results = results.get("diagnosis_errors") or (), results["verdicts"]
+    if diagnoses is not None:
+        diagnoses = [d if isinstance(d, dict) else d.to_json() for d in diagnoses]
+    vs = [Verdict.from_json(record(v)) for v in results]
+    lead = diagnosis_lines(diagnoses, problems, vs) + _error_rows(error_groups(vs))
+    lines = (lead + [""] if lead else []) + _summary_rows(vs)
     lines += _case_rows(vs, verbose, max_rows)
+    # each failure once: in its implementation's diagnosis; in full (every check of every case)
+    # only with verbose, or where no diagnosis explains it
+    explained = {d["implementation"] for d in diagnoses or []}
     bad = [v for v in vs if v.status in PROBLEMS]
-    if bad:
-        lines += ["", f"{len(bad)} problem(s):"]
-        for v in bad[:20 if not verbose else None]:
+    listed = bad if verbose else [v for v in bad if v.status != ERROR and v.implementation not in explained]
+    if listed:
+        lines += ["", f"{len(listed)} problem(s):"]
+        for v in listed[:20 if not verbose else None]:
             lines.append(v.explain())
-        if len(bad) > 20 and not verbose:
-            lines.append(f"... {len(bad) - 20} more (all in the JSON and the HTML report)")
+        if len(listed) > 20 and not verbose:
+            lines.append(f"... {len(listed) - 20} more (all in the JSON and the HTML report)")
+    ids = {id(v) for v in listed}
+    summed = Counter(v.status for v in bad if id(v) not in ids)
+    if summed:
+        where = [f"{summed[FAILED]} failed verdict(s) in the diagnosis" if summed[FAILED] else "",
+                 f"{summed[ERROR]} error verdict(s) in the grouped errors" if summed[ERROR] else ""]
+        lines += ["", f"Summed up above: {' and '.join(filter(None, where))} (-v lists each with its reproducer; "
+                      "all are in the JSON and the HTML report)"]
     unchecked = unchecked_groups(vs)
     if unchecked:
         lines += ["", "Not checked (not declared by the implementation):"]

@@ -303,6 +303,41 @@ def test_a_passing_report_has_no_red_anywhere_and_a_failing_one_does(tmp_path, b
         assert "1e+00" not in browser.text() and "1.0e+00" not in browser.text()
 
 
+# where the first diagnosis headline is drawn, and whether it is drawn at all
+HEADLINE_BOX = """(() => {
+  const el = document.querySelector("#diagnosis p.headline"), r = el.getBoundingClientRect(), s = getComputedStyle(el);
+  return {text: el.textContent, top: r.top, bottom: r.bottom, width: r.width, viewport: window.innerHeight,
+          shown: s.visibility === "visible" && s.display !== "none" && +s.opacity > 0,
+          first: document.querySelector("main section").id};
+})()"""
+
+
+def test_a_failing_student_report_leads_with_its_diagnosis(tmp_path, browser):
+    """The student example (examples/buggy_student.py), run in-process on the fixed cases it
+    declares and diagnosed as a pytest session does: the first thing on the page, in the first
+    screenful, is the diagnosis headline; the details are there, collapsed."""
+    from test_report_diagnosis import student_doc
+    doc = student_doc()
+    [d] = doc["diagnoses"]
+    path = tmp_path / "student.html"
+    write_html(doc, path)
+    url = path.resolve().as_uri()
+    browser.open(url, javascript=True)
+    browser.screenshot(tmp_path / "student.png", max_height=2400)
+    _keep(tmp_path / "student.png")
+    os.makedirs("/tmp/shots", exist_ok=True)
+    shutil.copy(tmp_path / "student.png", "/tmp/shots/student.png")
+    assert_clean(browser, url)
+    box = browser.evaluate(HEADLINE_BOX)
+    assert box["text"] == d["headline"] + "." and box["first"] == "diagnosis", box
+    assert box["shown"] and box["width"] > 0 and 0 <= box["top"] < box["bottom"] <= box["viewport"], box
+    assert "FAILED" in browser.outer_html("header.top .overall")
+    assert browser.count("#diagnosis pre.repro") == 1 and browser.count("#diagnosis button.copy") == 1
+    assert browser.evaluate("document.querySelectorAll('details[open]').length") == 0   # details collapsed
+    browser.open(url, javascript=False)   # the lead is the server's markup: there without the script too
+    assert browser.count("#diagnosis p.headline") == 1 and d["headline"] in browser.text()
+
+
 def test_script_injection_from_a_plugin_shows_as_text(tmp_path, browser):
     evil = [
         Verdict("load", ERROR, XSS, message=f"importing {XSS} failed: <img src=x onerror=alert(2)>").to_json(),
@@ -351,8 +386,8 @@ def test_backcheck_check_on_a_mutant_writes_a_report_whose_reproducers_reproduce
                           text=True, timeout=600)
     assert proc.returncode == 1, f"a mutant must fail the check:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     out = tmp_path / "backcheck-report"
-    assert "JSON results: backcheck-report/results.json" in proc.stdout
-    assert "HTML report:  backcheck-report/report.html" in proc.stdout
+    assert "backcheck: wrote" in proc.stdout and "backcheck-report/results.json" in proc.stdout
+    assert "HTML report: backcheck-report/report.html" in proc.stdout
 
     from reports.results import read_results
     doc = read_results(out / "results.json")
