@@ -171,22 +171,33 @@ def slide_undecided_message(message: str, zero_division, undecided, kinks) -> st
     return (message + "; " if message else "") + "undecided weights: " + ", ".join(why)
 
 
+DIRECTIONAL_STEPS = (1.0, 1 / 8, 1 / 64)
+
+
 def directional_check(dcosts, theta, grad, direction, cost_error: float, *, scale: float = 1.0,
                       analytic_error: float = 0.0, check: str = "directional", spec=None, **fields):
-    """vᵀ∇C against a one-dimensional central difference along v (fast mode: 4 cost evaluations
-    whatever the number of parameters). `dcosts(ts) -> (C, crossed)` evaluates C(θ + t v).
+    """vᵀ∇C against a one-dimensional central difference along v (fast mode: a dozen cost
+    evaluations, in one call, whatever the number of parameters). `dcosts(ts) -> (C, crossed)`
+    evaluates C(θ + t v). The default step and two shorter ones (DIRECTIONAL_STEPS) are evaluated
+    together, and the one with the smallest error estimate among those whose stencil crosses no
+    kink is taken: one stencil is all the check has, and a kink a step away or a unit saturating
+    within it would otherwise leave the whole check undecided.
     Returns (numerical, analytic, estimate, crossed, Verdict)."""
     v = np.asarray(direction, np.float64)
-    h = np.cbrt(U64) * max(scale, float(np.max(np.abs(theta))) if theta.size else 1.0) / max(np.linalg.norm(v), 1e-300)
-    c, crossed = dcosts(np.array([h, -h, 2 * h, -2 * h]))
-    D, D2 = (c[0] - c[1]) / (2 * h), (c[2] - c[3]) / (4 * h)
-    est = TRUNCATION_SAFETY * abs(D - D2) / 3 + 1.5 * cost_error / h
+    h0 = np.cbrt(U64) * max(scale, float(np.max(np.abs(theta))) if theta.size else 1.0) / max(np.linalg.norm(v), 1e-300)
+    steps = h0 * np.asarray(DIRECTIONAL_STEPS)
+    c, crossed = dcosts(np.concatenate([[h, -h, 2 * h, -2 * h] for h in steps]))
+    c, crossed = np.asarray(c).reshape(-1, 4), np.asarray(crossed).reshape(-1, 4).any(axis=1)
+    D = (c[:, 0] - c[:, 1]) / (2 * steps)
+    est = TRUNCATION_SAFETY * np.abs(D - (c[:, 2] - c[:, 3]) / (4 * steps)) / 3 + 1.5 * cost_error / steps
+    k = int(np.argmin(np.where(crossed, np.inf, est))) if not crossed.all() else 0
+    D, est, crossed = float(D[k]), float(est[k]), bool(crossed[k])
     G = float(np.dot(v, grad))
     tol = est + analytic_error
     denom = max(abs(D) + abs(G), 1e-300)
-    verdict = compare(check, spec, [G], [D], tol / denom, kinks=[bool(crossed.any())],
+    verdict = compare(check, spec, [G], [D], tol / denom, kinks=[crossed],
                       entry=lambda s, i: _dir_entry(), **fields)
-    return D, G, est, bool(crossed.any()), verdict
+    return D, G, est, crossed, verdict
 
 
 def _verdict(check, spec, D, grad, est, analytic_error, floor, crossed, undecided, fields) -> FDResult:
