@@ -318,11 +318,13 @@ CHECKS = {
 _relative = relative_bound
 
 
-def run_check(ctx: Context, check: str) -> Verdict:
-    """One check on one context; a plug-in that raises or returns junk gives an error verdict."""
+def run_check(ctx: Context, check: str, fn=None, **options) -> Verdict:
+    """One check on one context; a plug-in that raises or returns junk gives an error verdict.
+    `fn(ctx, **options)` runs a check that is not one of CHECKS under the same handling
+    (properties.scale_checks' modes)."""
     t0 = time.perf_counter()
     try:
-        v = CHECKS[check](ctx)
+        v = (fn or CHECKS[check])(ctx, **options)
     except PluginError as e:  # an error of the implementation, not a wrong gradient
         v = e.verdict(check, ctx.spec)
     if v.status == FAILED and ctx.impl is not None:

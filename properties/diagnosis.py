@@ -178,8 +178,20 @@ def _over(a, b, tol, kinks) -> np.ndarray:
     return (np.abs(a - b) > tol) & ~kinks & (tol < 0.5 * size)
 
 
+PADDED_WIDTH = 64   # wider networks go to the reference at scale: a padded 1024-wide bucket costs GBs
+
+
+def probe_context(impl, case: Case, impl_ref: str | None = None) -> Context:
+    """The checks' context for a probe: the padded reference for the small networks it serves,
+    reference.structured_fd (properties.scale_checks) for real-size ones."""
+    if max([case.spec.n_in] + [l.rows for l in case.spec.layers]) > PADDED_WIDTH:
+        from properties.scale_checks import ScaleContext
+        return ScaleContext(impl, case, impl_ref)
+    return Context(impl, case, impl_ref)
+
+
 def run_probe(impl, case: Case, why: str, impl_ref: str | None = None) -> Probe:
-    ctx = Context(impl, case, impl_ref)
+    ctx = probe_context(impl, case, impl_ref)
     try:
         cost, g = ctx.impl_result
     except PluginError as e:

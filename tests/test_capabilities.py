@@ -17,7 +17,7 @@ from properties import training_checks as tc
 from properties.fixed_cases import fixed_cases
 from properties.strategies import _ALPHAS, _layer_kinds, cases_for, declared_kinds, undeclared
 from properties.test_training import NETWORKS, network_cases, svm_cases
-from reference.spec import ACTIVATIONS, LOSSES, Layer, NetworkSpec, mlp
+from reference.spec import ACTIVATIONS, LOSSES, Layer, NetworkSpec
 
 DRAW = settings(max_examples=120, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 

@@ -11,7 +11,6 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-import pytest
 
 # A small suite that records known verdicts in every way a test can: several per test, from a
 # fixture's setup and teardown, then failing, then skipping, parametrized, and from a fixture

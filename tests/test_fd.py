@@ -6,7 +6,7 @@ import pytest
 from implementations.numpy_mlp import builtin
 from properties.checks import Case, Context, run_check
 from reference import fd, jax_ref
-from reference.spec import Layer, NetworkSpec, flatten, init_params, mlp, random_batch, unflatten
+from reference.spec import Layer, NetworkSpec, init_params, mlp, random_batch, unflatten
 
 
 def setup(spec, seed=0, n=5):

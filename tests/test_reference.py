@@ -6,7 +6,7 @@ import pytest
 
 from implementations import numpy_mlp as npm
 from reference import activations as A, jax_ref, programs
-from reference.spec import ACTIVATIONS, LOSSES, Layer, NetworkSpec, init_params, mlp, random_batch
+from reference.spec import LOSSES, Layer, NetworkSpec, init_params, mlp, random_batch
 
 mpmath.mp.dps = 50
 Z = [-30.0, -20.0, -12.0, -5.0, -0.5, 0.5, 5.0, 12.0, 20.0, 30.0]

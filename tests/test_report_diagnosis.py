@@ -258,7 +258,7 @@ def test_a_large_block_lists_the_entries_furthest_over_their_bounds():
     v = reproduce(STUDENT, "vs_jax", case)
     t = v.extra["table"]
     assert t["entries"] == 27 and len(t["rows"]) == 24 and t["more"] == 3
-    assert f"the 24 furthest over their bounds of 27" in v.explain()
+    assert "the 24 furthest over their bounds of 27" in v.explain()
 
 
 def test_a_failure_in_the_deltas_shows_the_delta_block():

@@ -7,7 +7,6 @@ The foreign versions are exact inverses of the adapters, so a failure here is an
 """
 from __future__ import annotations
 
-import numpy as np
 
 from implementations import adapters as A
 from implementations.numpy_mlp import builtin
