@@ -91,20 +91,37 @@ def _step_flat(step, impl, case: Case, lr, batch=None) -> np.ndarray:
 
 
 def check_gd_step(impl, case: Case, lr: float, step=train_step) -> Verdict:
-    """gd_step: the rule's GD step equals theta - eta g bit for bit (see the module docstring)."""
+    """gd_step: the rule's GD step equals theta - eta g bit for bit (see the module docstring), for
+    an implementation whose gradients are reproducible bit for bit. One that sums in a different
+    order on each call (a scalar engine walking a set) cannot be held to the bit: its step is held
+    to theta - eta g within the gradient's reassociation (2 tol, as full_batch) and the step's
+    own rounding. Reproducibility is probed before the step and, after a mismatch, again: the
+    step's own call may be the one that summed differently."""
     t0, rule, who = time.perf_counter(), "gd_step", _name(impl)
     try:
-        _, g = Context(impl, case).impl_result
-        _, g2 = Context(impl, case).impl_result
-        if not np.array_equal(g, g2):
-            return _verdict(NOT_CHECKABLE, rule, who, case.describe(), "gradients differ between two identical "
-                            "calls: an exact step comparison needs reproducible gradients", case.spec)
+        ctx = Context(impl, case)
+        _, g = ctx.impl_result
+        reproducible = np.array_equal(g, Context(impl, case).impl_result[1])
         got = _step_flat(step, impl, case, lr)
     except PluginError as e:
         return _verdict(ERROR, rule, who, case.describe(), str(e), case.spec)
     dt = np.dtype(case.spec.dtype)        # the rule's arithmetic is in the spec's dtype: so is this
     expected = (flatten(case.params) - lr * g.astype(dt)).astype(np.float64)
     v = compare(CHECK, case.spec, got, expected, 0.0, implementation=who)
+    if v.status != PASSED and reproducible:
+        try:
+            reproducible = all(np.array_equal(g, Context(impl, case).impl_result[1]) for _ in range(3))
+        except PluginError as e:
+            return _verdict(ERROR, rule, who, case.describe(), str(e), case.spec)
+    if not reproducible:
+        theta = flatten(case.params).astype(np.float64)
+        tol = lr * 2 * ctx.tolerances[0] + _step_rounding(case.spec, theta, lr, g, g)
+        v = compare(CHECK, case.spec, got, expected, relative_bound(tol, got, expected),
+                    kinks=_kink_entries(ctx), implementation=who)
+        return _finish(v, rule, case.describe(), t0, (
+            "gradients are not reproducible bit for bit: " + ("one GD step is theta - eta grad C within their "
+            "reassociation bound" if v.status == PASSED else "the GD step is not theta - eta grad C even within "
+            "their reassociation bound")), lr=lr)
     return _finish(v, rule, case.describe(), t0, f"one GD step with eta={lr:g} is theta - eta grad C bit for bit"
                    if v.status == PASSED else "the GD step is not theta - eta grad C bit for bit", lr=lr)
 

@@ -78,6 +78,18 @@ def test_gd_step_needs_reproducible_gradients():
     assert v.status == "error" and "non-deterministic" in v.message
 
 
+def test_gd_step_of_a_reassociating_implementation_is_held_to_its_reassociation_bound():
+    """Sums in a new order on every call (a scalar engine walking a set): not bit for bit, but
+    the step is still theta - eta g within the reassociation bound, and a wrong rule still fails."""
+    from implementations.registry import load
+    shuffled = load("tests/plugins/nondeterministic_order.py:IMPL")
+    case = network_case()
+    v = tc.check_gd_step(shuffled, case, 0.3)
+    assert v.status == PASSED and "reassociation" in v.message
+    v = tc.check_gd_step(shuffled, case, 0.3, step=lr_over_n_step)
+    assert v.status == FAILED
+
+
 def test_minibatch_mean_passes_and_catches_sums():
     case = network_case(n=8)
     batch = [5, 0, 3]
