@@ -53,7 +53,7 @@ def _check(args) -> int:
     print(format_table(doc, verbose=args.verbose))
     print(f"\nHTML report: {html_path}")  # again after the table, where the reader is (the plugin said it above)
     bad = [v for v in doc["verdicts"] if v["status"] in ("failed", "error", "reference_mismatch")]
-    return 1 if bad or int(code) not in (0,) else 0
+    return 2 if int(code) == 2 else (1 if bad or int(code) != 0 else 0)   # 2: an implementation did not load
 
 
 def _check_network(args) -> int:

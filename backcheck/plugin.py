@@ -8,6 +8,15 @@
 - `--backcheck-json PATH` / `--backcheck-report PATH` write the collected verdicts at the end
   (with the finite-difference step-size curve, unless `--backcheck-no-step-curve`), and the
   terminal summary says where, one line per output.
+- fail fast on load: before anything is collected, the reporting process (serial pytest or the
+  xdist controller, before it starts workers) loads each implementation once. One that cannot
+  be loaded, or does not follow the protocol, is reported once, with its one-line reason (one
+  "load" error verdict in the JSON/HTML), and its tests are not run; the run exits with status
+  2, at once when nothing is left to check.
+- the reference programs the property suite needs are compiled (or loaded) ahead, on
+  background threads, while collection and the first tests run (reference.jax_ref.prepare).
+- progress (`--backcheck-progress`, backcheck.progress): one updating line in a terminal,
+  plain lines in a CI log, for runs of backcheck's property suite.
 """
 from __future__ import annotations
 
@@ -48,6 +57,26 @@ def pytest_addoption(parser):
     g.addoption("--backcheck-report", default=None, metavar="PATH", help="write the HTML accuracy report here")
     g.addoption("--backcheck-no-step-curve", action="store_true", default=False,
                 help="leave the finite-difference step-size curve out of the JSON/HTML (saves a JAX compile)")
+    g.addoption("--backcheck-progress", choices=("auto", "line", "plain", "off"), default="auto",
+                help="progress of the property suite: one updating line (a terminal), plain lines (a log), or "
+                     "none; auto: line in a terminal, plain when not a terminal or $CI is set, none for runs "
+                     "without backcheck's property tests")
+
+
+def default_workers(cpus: int | None = None, load: float | None = None) -> int:
+    """pytest-xdist workers that fit this machine, for a run that asks for none: one per core
+    left idle by what else runs (the 1-minute load average), up to 4, and 0 (serial) unless at
+    least two are idle. Two workers split a cold run's compiles (reference.programs' lock files)
+    and the tests; one worker would only add a process's start-up to a serial run."""
+    cpus = cpus if cpus is not None else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                          else os.cpu_count() or 1)
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    idle = int(cpus - load + 0.5)
+    return min(idle, 4) if idle >= 2 else 0
 
 
 def impl_specs(config) -> list[str]:
@@ -62,22 +91,93 @@ def pytest_configure(config):
     config._backcheck_verdicts = []
     config._backcheck_written = []  # lines for the terminal summary: what was written where
     config._backcheck_started = time.time()
+    config._backcheck_unloadable = dict(getattr(config, "workerinput", {}).get("backcheck_unloadable", {}))
+    config._backcheck_progress = None
     if not config.getoption("hypothesis_profile", None):
         profiles.load_default()  # "ci" when $CI is set, else "dev"
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _is_controller(config) -> bool:
+    return config.pluginmanager.hasplugin("dsession")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session):
     # before any test runs, in every process that runs tests; not in an xdist controller, which
     # runs none and whose second of imports would delay every worker's start
-    if not session.config.pluginmanager.hasplugin("dsession"):
+    if not _is_controller(session.config):
         profiles.import_all()
 
 
 def pytest_generate_tests(metafunc):
     if "impl" in metafunc.fixturenames:
-        specs = impl_specs(metafunc.config)
+        unloadable = metafunc.config._backcheck_unloadable
+        specs = [s for s in impl_specs(metafunc.config) if s not in unloadable]
         metafunc.parametrize("impl", specs, indirect=True, ids=specs)
+
+
+# --- fail fast on load ---------------------------------------------------------------------
+
+def _check_loadable(session) -> None:
+    """Load every implementation named (--impl, $BACKCHECK_IMPL) once, now (see the module
+    docstring); not the built-in, part of backcheck itself, so that a run of other tests pays
+    nothing. Serially the loaded object is kept for the `impl` fixture; the xdist controller
+    loads each in a worker process of its own (isolated, whatever --no-isolation says: it only
+    asks whether it loads), closes it, and tells the workers which ones to leave out
+    (pytest_configure_node)."""
+    from implementations.registry import BUILTIN, LoadError, load
+    config = session.config
+    controller = _is_controller(config)
+    for spec in dict.fromkeys(impl_specs(config)):
+        if spec.strip() in BUILTIN:
+            continue
+        key = _load_key(config, spec)
+        try:
+            got = load(spec, isolate=True if controller else not key[1], timeout=key[2])
+        except LoadError as e:
+            config._backcheck_unloadable[spec] = str(e)
+            config._backcheck_verdicts.append(e.verdict(check="load").to_json())
+            continue
+        if controller:
+            getattr(got, "close", lambda: None)()
+        else:
+            _loaded[key] = got
+    bad = config._backcheck_unloadable
+    if bad and len(bad) == len(set(impl_specs(config))):  # nothing left to check: stop here
+        _write_outputs(config)
+        lines = [f"backcheck: {why}" for why in bad.values()] + config._backcheck_written
+        _exiting.append(config)
+        pytest.exit("\n".join(lines), returncode=2)   # pytest prints it (as "Exit: ..."), once
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_keyboard_interrupt(excinfo):
+    """Our own exit (nothing loadable) is said once: pytest prints it to stderr; the terminal
+    reporter's "!!! Exit !!!" banner would say it a second time."""
+    reporter = _exiting and _exiting.pop().pluginmanager.get_plugin("terminalreporter")
+    if reporter and hasattr(reporter, "_keyboardinterrupt_memo"):
+        reporter._keyboardinterrupt_memo = None
+
+
+_exiting: list = []
+
+
+def _load_key(config, spec):
+    opt = config.getoption
+    return spec, opt("--no-isolation"), opt("--impl-timeout")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist (controller): what the workers need from it."""
+    node.workerinput["backcheck_unloadable"] = dict(node.config._backcheck_unloadable)
+    progress = node.config._backcheck_events
+    if progress is not None:
+        node.workerinput["backcheck_events"] = progress.path
 
 
 _loaded: dict = {}
@@ -88,12 +188,11 @@ def impl(request):
     """The implementation under test (loaded once per process, isolated unless --no-isolation)."""
     from implementations.registry import LoadError, load
     spec = request.param
-    opt = request.config.getoption
-    key = (spec, opt("--no-isolation"), opt("--impl-timeout"))
+    key = _load_key(request.config, spec)
     if key not in _loaded:
         try:
             _loaded[key] = load(spec, isolate=not key[1], timeout=key[2])
-        except LoadError as e:
+        except LoadError as e:  # loaded in the controller but not here (rare): each test says so
             _loaded[key] = e
     got = _loaded[key]
     if isinstance(got, Exception):
@@ -112,6 +211,17 @@ def pytest_runtest_makereport(item, call):
         err = call.excinfo.value
         _store(item, err.verdict(check=getattr(item, "originalname", item.name)))
         outcome.get_result().longrepr = str(err)
+    elif (call.when == "call" and outcome.get_result().failed and "impl" in getattr(item, "fixturenames", ())
+          and not any(v["status"] in ("failed", "error", "reference_mismatch")
+                      for v in stored_verdicts(item.user_properties))):
+        # a check test that failed without recording why (e.g. Hypothesis's Flaky): the run's
+        # summary must not read PASSED while pytest exits 1
+        from reference.verdict import ERROR, Verdict
+        what = f"{call.excinfo.typename}: {str(call.excinfo.value).strip().splitlines()[0] if str(call.excinfo.value).strip() else ''}"
+        impl = item.callspec.params.get("impl", "builtin") if hasattr(item, "callspec") else "builtin"
+        _store(item, Verdict(getattr(item, "originalname", item.name), ERROR, implementation=impl,
+                             message=f"the test failed without a verdict: {what[:300]}",
+                             extra={"test": item.nodeid}))
 
 
 @pytest.fixture
@@ -147,13 +257,15 @@ class _VerdictCollector:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
-    session.config.pluginmanager.register(_VerdictCollector(session.config))
-
-
-def pytest_sessionfinish(session, exitstatus):
     config = session.config
-    if hasattr(config, "workerinput"):  # an xdist worker: the controller writes the outputs
-        return
+    config.pluginmanager.register(_VerdictCollector(config))
+    config._backcheck_events = None
+    if not _is_worker(config):
+        _check_loadable(session)
+        _start_progress(config)
+
+
+def _write_outputs(config) -> None:
     json_path = config.getoption("--backcheck-json")
     html_path = config.getoption("--backcheck-report")
     if not (json_path or html_path):
@@ -172,8 +284,156 @@ def pytest_sessionfinish(session, exitstatus):
         config._backcheck_written.append(f"backcheck: wrote the HTML report of {n} to {html_path}")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if _is_worker(config):  # an xdist worker: the controller writes the outputs
+        return
+    if config._backcheck_progress is not None and config._backcheck_progress.active:
+        config._backcheck_progress.finish()
+    _write_outputs(config)
+    if config._backcheck_unloadable:  # some implementation was never checked: the run is incomplete
+        session.exitstatus = 2
+
+
 def pytest_terminal_summary(terminalreporter, config):
     # runs after pytest_sessionfinish (terminalreporter's own sessionfinish calls it), and only
     # the controller wrote anything (an xdist worker's list stays empty)
+    for why in config._backcheck_unloadable.values():
+        terminalreporter.write_line(f"backcheck: not checked: {why}")
     for line in config._backcheck_written:
         terminalreporter.write_line(line)
+
+
+# --- reference programs ahead, and progress --------------------------------------------------
+
+_SUITE = os.path.dirname(os.path.abspath(profiles.__file__))   # the properties package
+
+
+def pytest_collection_finish(session):
+    config = session.config
+    if _is_controller(config) or not any(os.path.dirname(str(i.path)) == _SUITE for i in session.items):
+        return   # programs ahead and progress are for runs of backcheck's property suite
+    _show_progress(config, len(session.items))
+    _prepare_programs(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    if any("properties/test_" in i for i in ids):
+        _show_progress(node.config, len(ids))
+
+
+def _show_progress(config, n_tests: int) -> None:
+    progress = config._backcheck_progress
+    if progress is not None:
+        progress.collected(n_tests)
+        progress.activate()
+
+
+def _prepare_programs(config) -> None:
+    """When the run first needs a reference program, start compiling (or loading) all the
+    suite's on background threads (reference.jax_ref.prepare); a run that needs none (the
+    perceptron tests alone) compiles none. An xdist worker takes them in its own order (worker
+    k starts 3k programs in), so cold workers split the compiles between them (the lock files
+    of reference.programs) instead of both waiting on the same one."""
+    from reference import programs
+    from backcheck.progress import EventsFile, label
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    rank = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) if workers else 0
+    path = getattr(config, "workerinput", {}).get("backcheck_events")
+    shown = config._backcheck_progress
+    if path:
+        events = EventsFile(path)
+        tell = events.write
+    elif shown is not None:
+        tell = shown.program
+    else:
+        tell = None
+    def listener(event, key):
+        tell(event, label(key))
+    if tell is not None:
+        programs.listen(listener)
+
+    def start():
+        from properties.strategies import reference_buckets
+        from reference import jax_ref
+        n = jax_ref.prepare(reference_buckets(), threads=1 if workers else min(2, os.cpu_count() or 1),
+                            rotate=rank * 3)
+        if tell is not None:
+            tell("planned", str(n))
+    programs.when_needed(start)
+    config.add_cleanup(lambda: (programs.forget(listener), programs.forget(start)))
+
+
+def _progress_mode(config) -> str:
+    mode = config.getoption("--backcheck-progress")
+    if mode != "auto":
+        return mode
+    tty = getattr(config.get_terminal_writer(), "hasmarkup", False) or os.isatty(1)
+    verbose = config.get_verbosity() > 0
+    return "plain" if os.environ.get("CI") or not tty or verbose else "line"
+
+
+def _start_progress(config) -> None:
+    """The progress display of the reporting process (see backcheck.progress); in auto mode it
+    shows itself only once collection has found backcheck's property tests."""
+    mode = _progress_mode(config)
+    if mode == "off":
+        return
+    from backcheck.progress import EventsFile, Progress
+    try:
+        fd = os.dup(1)   # the terminal, as it is before any test's output capture
+    except OSError:
+        return
+    progress = Progress(fd, mode == "line", impls=impl_specs(config))
+    config._backcheck_progress = progress
+    config.pluginmanager.register(_ProgressFeed(progress))
+    if config.get_verbosity() <= 0:   # the progress replaces pytest's dots, file names and [NN%]
+        progress.on_activate = lambda: _quiet_pytest_progress(config)
+    if config.getoption("--backcheck-progress") != "auto":
+        progress.activate()
+    poll = None
+    if _is_controller(config):
+        import tempfile
+        f = tempfile.NamedTemporaryFile(prefix="backcheck-events-", suffix=".txt", delete=False)
+        f.close()
+        events = config._backcheck_events = EventsFile(f.name)
+
+        def poll():
+            for event, text in events.read_new():
+                progress.program(event, text)
+        config.add_cleanup(lambda: os.path.exists(f.name) and os.unlink(f.name))
+    progress.start_timer(poll=poll)
+
+
+def _quiet_pytest_progress(config) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.flush()
+        reporter.showfspath = False
+        reporter._show_progress_info = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_teststatus(report, config):
+    result = yield
+    progress = config._backcheck_progress
+    if progress is not None and progress.active and result and config.get_verbosity() <= 0:
+        category, _, word = result
+        return category, "", word   # the progress display counts it instead of a dot
+    return result
+
+
+class _ProgressFeed:
+    """Test results into the progress display (on the xdist controller, the workers' too). A
+    test is done at its teardown report; it failed if any of its phases did."""
+
+    def __init__(self, progress):
+        self.progress, self.failing = progress, set()
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed:
+            self.failing.add(report.nodeid)
+        if report.when == "teardown":
+            self.progress.test_done(report.nodeid, report.nodeid in self.failing)
+            self.failing.discard(report.nodeid)

@@ -1,10 +1,13 @@
 """Property-suite throughput: verified examples per second per core on small nets, for each
 gradient property (all its checks: the implementation, the JAX reference, finite differences
 and the error model), against the naive design measured in the same run (a fresh `jax.jit`
-per example for the reference and the finite differences); and the pytest-xdist speed-up of
-the property suite with 2 workers against 1.
+per example for the reference and the finite differences); verified cases per second per core
+when each example carries a batch of `--draws` cases of its architecture (as the suite runs
+them: strategies.batches, their reference gradients in one vectorized call), side by side
+with Hypothesis's own rate drawing single cases; and the pytest-xdist speed-up of the
+property suite with 2 workers against 1.
 
-    python benchmarks/bench_properties.py [--examples 400] [--rounds 3] [--naive 8] [--no-xdist]
+    python benchmarks/bench_properties.py [--examples 400] [--rounds 3] [--naive 8] [--draws 8] [--no-xdist]
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from implementations.numpy_mlp import builtin
 from properties.checks import Context, run_check
-from properties.strategies import cases
+from properties.strategies import batches, cases
 from reference import activations as A, fd
 from reference.spec import flatten
 
@@ -65,6 +68,19 @@ def run_property(check: str, n: int) -> tuple[float, float]:
         v = run_check(Context(builtin, case), check)
         assert v.ok, v.explain()
     return _rate(cases(**SMALL), n, body)
+
+
+def run_property_batched(check: str, n: int, draws: int) -> tuple[float, float]:
+    """Verified cases per second of one property over n examples of `draws` cases each (the
+    suite's way: test_properties._contexts), and the CPU cores it kept busy."""
+    from properties.test_properties import _contexts
+
+    def body(cases_):
+        for ctx in _contexts(builtin, cases_, "builtin"):
+            v = run_check(ctx, check)
+            assert v.ok, v.explain()
+    rate, cores = _rate(batches(draws, **SMALL), n, body)
+    return rate * draws, cores
 
 
 def generation_rate(n: int) -> float:
@@ -156,6 +172,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds; each figure is the best round")
     ap.add_argument("--naive", type=int, default=8, help="examples per round for the naive baseline")
     ap.add_argument("--xdist-examples", type=int, default=150, help="examples per property in the xdist runs")
+    ap.add_argument("--draws", type=int, default=8, help="cases per example in the batched rounds")
     ap.add_argument("--no-xdist", action="store_true")
     args = ap.parse_args()
     # first pass: compiles every shape bucket these examples need (the same derandomized examples
@@ -166,12 +183,16 @@ def main():
     # is the machine's capability, as timeit reports it, and the median is printed beside it.
     rounds = {check: [] for check in PROPERTIES + ("generation",)}
     cores = {check: [] for check in PROPERTIES}
+    batched = {check: [] for check in PROPERTIES}   # (cases per second, cores busy)
+    for check in PROPERTIES:   # compiles nothing new, but warms the batched path's layouts
+        run_property_batched(check, max(1, args.examples // args.draws), args.draws)
     for _ in range(args.rounds):
         rounds["generation"].append(generation_rate(args.examples))
         for check in PROPERTIES:
             r, c = run_property(check, args.examples)
             rounds[check].append(r)
             cores[check].append(c)
+            batched[check].append(run_property_batched(check, max(1, args.examples // args.draws), args.draws))
     naive = [naive_rate(args.naive) for _ in range(max(1, args.rounds - 1))]
     best = {k: max(v) for k, v in rounds.items()}
     print(f"small nets (<= 2 hidden layers of width <= 4, N <= 8), {args.examples} examples per property, "
@@ -182,6 +203,14 @@ def main():
     for check in PROPERTIES:
         print(f"  {check:14s} {best[check]:7.1f}/s {statistics.median(rounds[check]):7.1f}/s "
               f"{statistics.median(cores[check]):10.2f} {cold[check]:18.1f}/s")
+    gen = best["generation"]
+    print(f"batched: {args.draws} cases per example, verified cases per second per core (best round) and against "
+          f"Hypothesis's own rate drawing single cases ({gen:.0f}/s):")
+    for check in PROPERTIES:
+        rate, busy = max(batched[check])
+        per_core = rate / max(busy, 1.0)
+        print(f"  {check:14s} {rate:7.1f}/s  cores busy {busy:4.2f}  per core {per_core:7.1f}/s  "
+              f"{per_core / gen:5.2f}x Hypothesis's rate")
     print(f"naive design (fresh jax.jit per example, vs_fd work): {max(naive):.2f} examples/s (best of {len(naive)})")
     print(f"ratio vs_fd / naive: {best['vs_fd'] / max(naive):.0f}x;  vs_jax / naive: {best['vs_jax'] / max(naive):.0f}x")
     if not args.no_xdist:

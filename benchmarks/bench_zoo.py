@@ -62,7 +62,9 @@ def run_member(member: str, n: int, scales=None) -> dict:
     def run(case):
         drawn[0] += 1
         for v in run_checks(impl, case, GRADIENT_CHECKS, impl_ref=src):
-            counts[(v.check, v.status)] += 1
+            # work the member does not declare is not a check that could not decide: apart
+            declared = not (v.status == NOT_CHECKABLE and v.message.startswith("not declared"))
+            counts[(v.check, v.status if declared else "not declared")] += 1
             if v.status in FALSE_ALARMS:
                 (expected if true_positive(member, v) else alarms).append(_describe(v, case))
 
@@ -88,15 +90,17 @@ def print_member(r: dict) -> None:
         by_status[status] += k
     print(f"\n== {r['member']} ({r['name']}): {r['cases']} cases, {r['seconds']:.1f} s "
           f"({r['seconds'] / max(r['cases'], 1) * 1000:.0f} ms/case)")
-    print("   verdicts: " + ", ".join(f"{s} {by_status[s]}" for s in STATUSES if by_status[s]))
+    print("   verdicts: " + ", ".join(f"{s} {by_status[s]}" for s in (*STATUSES, "not declared") if by_status[s]))
     print(f"   false alarms: {len(r['false_alarms'])}"
           + (f"  (known true positives: {len(r['true_positives'])})" if r["true_positives"] else ""))
     fractions = []
     for check in GRADIENT_CHECKS:
-        total = sum(k for (c, _), k in counts.items() if c == check)
+        total = sum(k for (c, status), k in counts.items() if c == check and status != "not declared")
         if total:
-            fractions.append(f"{check} {counts[(check, NOT_CHECKABLE)] / total:.0%}")
-    print("   not_checkable: " + ", ".join(fractions))
+            fractions.append(f"{check} {counts[(check, NOT_CHECKABLE)] / total:.1%}")
+    undeclared = sorted({c for (c, status) in counts if status == "not declared"})
+    print("   not_checkable (of the declared checks): " + ", ".join(fractions)
+          + (f"; not declared: {', '.join(undeclared)}" if undeclared else ""))
     for a in r["false_alarms"]:
         print(f"   - {a['summary']}\n       {a['spec']}  [{a['case']}]")
 

@@ -166,7 +166,14 @@ class Context:
         sitting exactly on a kink (seed 004's XOR sits on the ReLU kink)."""
         if not self.ref.on_kink:
             return np.zeros(self.ref.flat.shape, bool)
-        return self.ref.flat != self.ref.flat_other_side
+        differ = self.ref.flat != self.ref.flat_other_side
+        if self.ref.on_kink == 1:
+            return differ
+        # two or more units on kinks: a correct implementation may take the left side at one and
+        # the right at another, and the all-left and all-right gradients can agree where such a
+        # mixed choice does not (two loss terms with opposite labels: 0 + 0 = -t1 - t2 = 0, and
+        # a mixed choice gives ±1). Every entry a path reaches (Σ|terms| > 0) is a kink entry.
+        return differ | (self.tolerances[2] > 0)
 
     @cached_property
     def recheck(self):

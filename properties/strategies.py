@@ -27,6 +27,7 @@ from reference.spec import ACTIVATIONS, DTYPES, LOSSES, Layer, NetworkSpec, one_
 _OUT_WIDTH = {"logistic": (1, 1), "perceptron": (1, 1), "hinge": (1, 1), "bce": (1, 1),
               "softmax_ce": (2, 6), "mse": (1, 4), "l1": (1, 4)}
 SCALES = {"unit": 1.0, "tiny": 1e-3, "large": 8.0}   # shrinks toward "unit"
+MAX_PIECES = 3   # maxout layers have 2 or MAX_PIECES pieces
 
 
 def _key(names):
@@ -68,7 +69,7 @@ def _kind_table(choices) -> tuple:
     names = [a for a in ACTIVATIONS if a in choices]
     kinds = [(a, choices[a][0], 2 if a == "maxout" else 1) for a in names]
     kinds += [(a, alpha, 1) for a in names for alpha in choices[a][1:]]
-    kinds += [("maxout", None, 3)] if "maxout" in choices else []
+    kinds += [("maxout", None, MAX_PIECES)] if "maxout" in choices else []
     return tuple(kinds)
 
 
@@ -188,29 +189,76 @@ def cases(spec=None, batch=None, scales=_SCALE_NAMES, **spec_kwargs):
     return _cases(spec, batch if batch is not None else _BATCH, tuple(scales))
 
 
-_BATCH = st.integers(1, 32)
+def batches(draws: int, spec=None, batch=None, scales=_SCALE_NAMES, **spec_kwargs):
+    """Lists of `draws` cases of one drawn architecture and batch size (see _batches), drawn
+    as cases() draws one."""
+    spec = spec if spec is not None else specs(**spec_kwargs)
+    return _batches(spec, batch if batch is not None else _BATCH, tuple(scales), draws)
+
+
+MAX_BATCH = 32
+_BATCH = st.integers(1, MAX_BATCH)
+
+
+def reference_buckets(max_hidden=4, max_width=16, max_in=16, max_batch=MAX_BATCH) -> list:
+    """The JAX reference's shape buckets the cases drawn with these limits fall in (maxout
+    draws 2 or 3 pieces): what reference.jax_ref.prepare compiles ahead for the suite."""
+    from reference.jax_ref import buckets_covering
+    return buckets_covering(max_hidden + 1, max(max_width, max_in), max_batch, max_pieces=MAX_PIECES)
+
+
+_SEEDS = st.integers(0, 2 ** 32 - 1)
+
+
+def _settings(scales) -> list:
+    """(scale, zeros) pairs, simplest first: unit scale without zeros."""
+    return [(s, z) for z in (False, True) for s in scales]
+
+
+def case_of(spec: NetworkSpec, n: int, scale: str, zeros: bool, seed: int) -> Case:
+    """The case a draw stands for: parameters and a batch of n from a NumPy generator seeded
+    with `seed`, labelled so that the label alone rebuilds it ("seed=S scale=X[ zeros]")."""
+    rng = np.random.default_rng(seed)
+    params = params_for(spec, rng, SCALES[scale], zeros)
+    X = rng.standard_normal((n, spec.n_in))
+    Y = targets(spec, rng, n)
+    return Case.make(spec, params, X, Y, label=f"seed={seed} scale={scale}{' zeros' if zeros else ''}",
+                     direction_seed=seed)
 
 
 @lru_cache(maxsize=None)
 def _cases(spec_st, batch_st, scales):
     draw_spec = _DRAWERS.get(spec_st, lambda draw: draw(spec_st))
     # (scale, zeros) in one draw, shrinking toward unit scale without zeros
-    setting_st = st.sampled_from([(s, z) for z in (False, True) for s in scales])
-    seed_st = st.integers(0, 2 ** 32 - 1)
+    setting_st = st.sampled_from(_settings(scales))
 
     @st.composite
     def draw_case(draw) -> Case:
         spec = draw_spec(draw)
         n = draw(batch_st)
         scale, zeros = draw(setting_st)
-        seed = draw(seed_st)
-        rng = np.random.default_rng(seed)
-        params = params_for(spec, rng, SCALES[scale], zeros)
-        X = rng.standard_normal((n, spec.n_in))
-        Y = targets(spec, rng, n)
-        return Case.make(spec, params, X, Y, label=f"seed={seed} scale={scale}{' zeros' if zeros else ''}",
-                         direction_seed=seed)
+        return case_of(spec, n, scale, zeros, draw(_SEEDS))
     return draw_case()
+
+
+@lru_cache(maxsize=None)
+def _batches(spec_st, batch_st, scales, draws):
+    """Lists of `draws` cases of one architecture and batch size: one Hypothesis example, as
+    many parameter sets and batches as `draws` (seeds seed, seed+1, ..., the (scale, zeros)
+    settings in turn from a drawn first one). Hypothesis explores and shrinks the architecture,
+    N, the first setting and the seed; each case stays a single case of its own (its label
+    rebuilds it, its reproducer reruns it alone)."""
+    draw_spec = _DRAWERS.get(spec_st, lambda draw: draw(spec_st))
+    settings = _settings(scales)
+    first_st = st.integers(0, len(settings) - 1)
+
+    @st.composite
+    def draw_batch(draw) -> list:
+        spec = draw_spec(draw)
+        n = draw(batch_st)
+        first, seed = draw(first_st), draw(_SEEDS)
+        return [case_of(spec, n, *settings[(first + k) % len(settings)], (seed + k) % 2 ** 32) for k in range(draws)]
+    return draw_batch()
 
 
 def _plan(caps, loss, dtypes, exclude):
@@ -255,13 +303,29 @@ def cases_for(caps, loss: str | None = None, *, dtypes=None, exclude=frozenset()
 
 @lru_cache(maxsize=None)
 def _cases_for(caps, loss, dtypes, exclude, max_hidden, max_width, max_in, batch, scales):
+    return _cases(_declared_specs(caps, loss, dtypes, exclude, max_hidden, max_width, max_in), batch, scales)
+
+
+def batches_for(caps, loss: str | None = None, *, draws: int, dtypes=None, exclude=frozenset(), max_hidden=4,
+                max_width=16, max_in=16, batch=None, scales=_SCALE_NAMES):
+    """Lists of `draws` cases (one architecture and batch size, several parameter sets and
+    batches, see _batches) inside the declaration, as cases_for draws them."""
+    return _batches(_declared_specs(caps, loss, None if dtypes is None else tuple(dtypes), frozenset(exclude),
+                                    max_hidden, max_width, max_in), batch if batch is not None else _BATCH,
+                    tuple(scales), draws)
+
+
+@lru_cache(maxsize=None)
+def _declared_specs(caps, loss, dtypes, exclude, max_hidden, max_width, max_in):
+    """The specs() strategy of the declaration (the one place it is built from: cases_for and
+    batches_for draw only from it). ValueError where nothing can be drawn."""
     reason = undeclared(caps, loss, dtypes=dtypes, exclude=exclude)
     if reason:
         raise ValueError(f"cases_for: nothing declared to draw: {reason}")
     losses, dts, hidden, output = _plan(caps, loss, dtypes, exclude)
     drawer = _spec_drawer(hidden, output, caps.uniform_hidden, losses, dts, max_hidden, max_width, max_in,
                           _L2 if caps.regularizer else _NO_L2)
-    return _cases(_specs(drawer), batch, scales)
+    return _specs(drawer)
 
 
 def skip_undeclared(impl, record, check: str, reason: str | None, **verdict) -> None:

@@ -2,36 +2,79 @@
 implementation declares, and each property compares it with a reference under the error model.
 
 A failure prints the worst entry (layer, W or b, index), both values, the error and the bound,
-and a reproducer: a few lines of Python that rebuild the case and rerun the check."""
+and a reproducer: a few lines of Python that rebuild the case and rerun the check.
+
+Budget. Each property has the same number of Hypothesis examples per implementation, split
+evenly over the losses it declares (`examples_per_loss`): an implementation declaring one loss
+gets all of them on that loss, as many as the built-in gets over its seven. Each example is one
+architecture and batch size carrying `DRAWS[check]` parameter sets and batches (a list of
+cases, strategies.batches_for), whose reference gradients come from one vectorized call
+(jax_ref.gradients_many): Hypothesis still explores and shrinks the architectures, and its
+per-example cost is paid once per list. The finite-difference properties take one case per
+example: their time goes into the perturbed evaluations, which no batching shares.
+"""
 from __future__ import annotations
 
+import math
+
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
 from hypothesis.control import current_build_context
 
 from properties.checks import Context, run_check
-from properties.strategies import cases, cases_for, skip_undeclared, undeclared
+from properties.strategies import batches_for, cases, skip_undeclared, undeclared
+from reference import jax_ref
 from reference.spec import LOSSES
 
 # One test per property and loss: smaller tests that xdist can spread over its workers and
-# failures that say which loss; each gets a quarter of the profile's examples (7 losses: 1.75x).
-# Slowest first (the finite-difference ones): xdist hands out tests in file order, so the short
-# ones are left to fill the end of the run instead of one long test running alone.
-EXAMPLES = max(10, settings().max_examples // 4)
+# failures that say which loss. Slowest first (the finite-difference ones): xdist hands out
+# tests in file order, so the short ones are left to fill the end of the run instead of one
+# long test running alone.
 per_loss = pytest.mark.parametrize("loss", list(LOSSES))
+DRAWS = {"slide_fd": 1, "richardson": 1, "vs_fd": 1, "vs_jax": 4, "directional": 4, "intermediates": 4}
 
 
-def _check(impl, impl_spec, record, data, check, loss, needs=None):
-    """One example of a property. Outside the declaration (this loss, or `needs`: an optional
-    method) the test is skipped on its first example, before anything is drawn."""
+def examples_per_property() -> int:
+    """A property's examples per implementation: a quarter of the profile's max_examples per
+    loss, at least 10, times the seven losses (70 in the ci profile)."""
+    return max(10, settings().max_examples // 4) * len(LOSSES)
+
+
+def examples_per_loss(caps) -> int:
+    """The property's examples split evenly over the losses `caps` declares."""
+    declared = sum(undeclared(caps, loss) is None for loss in LOSSES)
+    return math.ceil(examples_per_property() / max(declared, 1))
+
+
+def _check(impl, impl_spec, record, check, loss, needs=None):
+    """One property on one loss. Outside the declaration (this loss, or `needs`: an optional
+    method) the test is skipped before anything is drawn."""
     caps = impl.capabilities
     skip_undeclared(impl, record, check, (needs and caps.supports(needs)) or undeclared(caps, loss))
-    case = data.draw(cases_for(caps, loss), label="case")
-    v = run_check(Context(impl, case, impl_spec), check)
-    final = current_build_context().is_final
-    if v.ok or final:  # shrinking's intermediate failures are not results
-        record(v)
-    assert v.ok, v.explain()
+
+    @settings(max_examples=examples_per_loss(caps))
+    @given(cases=batches_for(caps, loss, draws=DRAWS[check]))
+    def prop(cases):
+        final = current_build_context().is_final
+        for ctx in _contexts(impl, cases, impl_spec):
+            v = run_check(ctx, check)
+            if v.ok or final:  # shrinking's intermediate failures are not results
+                record(v)
+            assert v.ok, v.explain()
+    # each (property, loss) its own examples (derandomized: its own fixed ones) and database key
+    prop.hypothesis.inner_test._hypothesis_internal_add_digest = f"{check}:{loss}".encode()
+    prop()
+
+
+def _contexts(impl, cases, impl_spec):
+    """A Context per case, made as each is checked (each starts its implementation call), with
+    the reference gradients of all the cases computed first, in one vectorized call."""
+    packs = [jax_ref.pack(c.spec, c.params, c.X, c.Y) for c in cases]
+    refs = jax_ref.gradients_many(packs)
+    for case, packed, ref in zip(cases, packs, refs):
+        ctx = Context(impl, case, impl_spec)
+        ctx.packed, ctx.ref = packed, ref   # what Context would compute on first use, already here
+        yield ctx
 
 
 @given(case=cases(dtypes=("float64", "float32")))
@@ -45,42 +88,30 @@ def test_references_agree(record, case):
 
 
 @per_loss
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_weights_vs_slide_checker(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "slide_fd", loss)
+def test_weights_vs_slide_checker(impl, impl_spec, record, loss):
+    _check(impl, impl_spec, record, "slide_fd", loss)
 
 
 @per_loss
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_gradients_vs_richardson(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "richardson", loss)
+def test_gradients_vs_richardson(impl, impl_spec, record, loss):
+    _check(impl, impl_spec, record, "richardson", loss)
 
 
 @per_loss
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_gradients_vs_central_differences(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "vs_fd", loss)
+def test_gradients_vs_central_differences(impl, impl_spec, record, loss):
+    _check(impl, impl_spec, record, "vs_fd", loss)
 
 
 @per_loss
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_cost_and_gradients_vs_jax(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "vs_jax", loss)
+def test_cost_and_gradients_vs_jax(impl, impl_spec, record, loss):
+    _check(impl, impl_spec, record, "vs_jax", loss)
 
 
 @per_loss
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_directional_derivative(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "directional", loss)
+def test_directional_derivative(impl, impl_spec, record, loss):
+    _check(impl, impl_spec, record, "directional", loss)
 
 
 @per_loss
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_layer_deltas_vs_jax(impl, impl_spec, record, data, loss):
-    _check(impl, impl_spec, record, data, "intermediates", loss, needs="intermediates")
+def test_layer_deltas_vs_jax(impl, impl_spec, record, loss):
+    _check(impl, impl_spec, record, "intermediates", loss, needs="intermediates")

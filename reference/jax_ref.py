@@ -32,33 +32,46 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 from reference import activations as A, programs  # noqa: E402
-from reference.spec import LOSSES, NetworkSpec, check_batch, check_params, flatten, unflatten  # noqa: E402
+from reference.spec import LOSSES, Layer, NetworkSpec, check_batch, check_params, flatten, unflatten  # noqa: E402
 
 # Dense activations by branch; the generalized ReLU branch covers relu / leaky / abs.
 _ACT_BRANCH = {"identity": 0, "relu": 1, "leaky_relu": 1, "abs": 1, "generalized_relu": 1,
                "sigmoid": 2, "tanh": 3, "softplus": 4, "elu": 5, "maxout": 0}
 _LOSS_BRANCH = {name: i for i, name in enumerate(LOSSES)}
-FD_CHUNK = 256  # perturbed parameter sets evaluated per compiled call
+FD_CHUNK = 1024  # perturbed parameter sets per compiled call ...
+FD_BLOCK = 64    # ... evaluated FD_BLOCK at a time (_perturbed_costs)
+GRAD_SLOTS = 4   # networks of one architecture per gradient call (gradients_many)
+DIR_CHUNK = 16   # points along a direction per call (direction_costs)
+
+
+def _pos(u, zone, side):
+    """The piece whose derivative a unit takes: side = 0, a unit inside the kink zone (|u| <= zone)
+    takes the left one, side = 1 the right one."""
+    return jnp.where(side == 0, u > zone, u >= -zone)
+
+
+def _sided(u, zone, side, right, left):
+    """The piecewise function's exact value (right piece for u > 0) with the derivative of the
+    piece `side` chooses inside the kink zone: the zone decides which one-sided derivative is
+    taken, never the value (a perceptron loss of 2e-15 is 2e-15, not 0, whatever the side)."""
+    chosen = jnp.where(_pos(u, zone, side), right, left)
+    return chosen + lax.stop_gradient(jnp.where(u > 0, right, left) - chosen)
 
 
 def _act_branches():
-    # side = 0: a unit inside the kink zone (|z| <= zone) takes the left derivative, side = 1 the right.
-    def pos(z, zone, side):
-        return jnp.where(side == 0, z > zone, z >= -zone)
-
     return [
         lambda z, a, zone, side: z,
-        lambda z, a, zone, side: jnp.where(pos(z, zone, side), z, a * z),
+        lambda z, a, zone, side: _sided(z, zone, side, z, a * z),
         lambda z, a, zone, side: A.sigmoid(z),
         lambda z, a, zone, side: A.tanh(z),
         lambda z, a, zone, side: A.softplus(z),
-        lambda z, a, zone, side: jnp.where(pos(z, zone, side), z, A.elu_negative(z, a)),
+        lambda z, a, zone, side: _sided(z, zone, side, z, A.elu_negative(z, a)),
     ]
 
 
 def _hinge_at(u, zone, side):
     """max(0, u) with the derivative inside the kink zone |u| <= zone taken from the chosen side."""
-    return jnp.where(jnp.where(side == 0, u > zone, u >= -zone), u, 0.0)
+    return _sided(u, zone, side, u, jnp.zeros_like(u))
 
 
 def _elementwise(f, scale):
@@ -129,9 +142,9 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
     live = smask[:, None]
     D, K, H = bp.shape
 
-    def layer(carry, xs):
+    def run_layer(carry, xs):
         h, z_out, zabs_out = carry
-        W, b, e, act, alpha, maxout, pmask, umask, on, depth, *given = xs
+        W, b, e, act, alpha, maxout, pmask, umask, depth, *given = xs
         z = jnp.einsum("nw,kvw->nkv", h, W) + b[None] + e
         if entry is not None:
             step = jnp.where(depth == entry.layer, entry.delta, 0.0) * jnp.where(entry.is_bias, 1.0, h[:, entry.col])
@@ -146,16 +159,26 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
         # elu is C1 at 0 for alpha = 1 but its f'' still jumps: a stencil across 0 breaks the
         # smoothness the FD error estimates assume, so elu's 0 is a kink for them too
         kinked = (act == _KINK_ACT_BRANCH[0]) | (act == _KINK_ACT_BRANCH[1])
-        mask = live & umask[None, :] & on
+        mask = live & umask[None, :]
         pat = jnp.where(maxout, winner, jnp.where(kinked, (zd > 0).astype(winner.dtype), 0))
         at = jnp.where(maxout, tie, kinked & (jnp.abs(zd) <= zone[:, 0, :]))
-        h_new = jnp.where(on, jnp.where(maxout, pieces, dense), h)
+        h_new = jnp.where(maxout, pieces, dense)
         zmax = jnp.where(maxout, jnp.max(jnp.where(pmask[None, :, None], z, -jnp.inf), axis=1), zd)
-        carry = (h_new, jnp.where(on, zmax, z_out), jnp.where(on, jnp.max(zabs, axis=1), zabs_out))
-        return carry, (jnp.where(mask, pat, 0), jnp.sum(mask & at), zabs)
+        return (h_new, zmax, jnp.max(zabs, axis=1)), (jnp.where(mask, pat, 0), jnp.sum(mask & at), zabs)
+
+    def layer(carry, xs):
+        # a layer past the network's depth is skipped at run time (lax.cond, not a masked
+        # select): it passes h through and reports no kinks, so a deep bucket costs a shallow
+        # network nothing but the loop's step, and one program serves every depth up to it
+        on, xs = xs[0], xs[1:]
+        shapes = jax.eval_shape(run_layer, carry, xs)[1]
+
+        def skipped(carry, xs):
+            return carry, tuple(jnp.zeros(s.shape, s.dtype) for s in shapes)
+        return lax.cond(on, run_layer, skipped, carry, xs)
 
     zeros = jnp.zeros_like(X)
-    xs = (Wp, bp, eps, acts, alphas, is_maxout, piece_mask, unit_mask, active, jnp.arange(D))
+    xs = (active, Wp, bp, eps, acts, alphas, is_maxout, piece_mask, unit_mask, jnp.arange(D))
     (h, z_out, zabs_out), (patterns, on_kink, zabs_layers) = lax.scan(
         layer, (X, zeros, zeros), xs if zones is None else xs + (zones,))
     loss_zone = zone_c * (zabs_out + jnp.abs(Y) + 1.0)
@@ -192,15 +215,34 @@ def _value_and_grad(Wp, bp, eps, X, Y, meta, side):
     return jnp.stack([cost, on_kink.astype(cost.dtype), cost_abs]), jnp.concatenate([gW.ravel(), gb.ravel()]), geps, z_out
 
 
-def _perturbed_costs(Wp, bp, eps, X, Y, meta, idx, values):
+def _value_and_grad_many(Wp, bp, eps, X, Y, meta, side):
+    """_value_and_grad for GRAD_SLOTS parameter sets and batches of one architecture (leading
+    axis) in one call: the vectorized kernels serve them all for little more than the fixed
+    cost of one (benchmarks/bench_startup.py). One program serves a single network too (slot
+    0, the other slots zeros): a second program for it would cost a compile for ~0.5 ms a call."""
+    return jax.vmap(_value_and_grad, in_axes=(0, 0, None, 0, 0, None, None))(Wp, bp, eps, X, Y, meta, side)
+
+
+def _perturbed_costs(Wp, bp, eps, X, Y, meta, idx, values, blocks):
     """Costs with one flat padded-parameter entry set to a new value, for each (idx, value),
-    and whether that perturbation moved any unit across a kink (a changed activation pattern)."""
+    and whether that perturbation moved any unit across a kink (a changed activation pattern).
+    Only the first `blocks` blocks of FD_BLOCK entries are evaluated (a loop with a run-time
+    count): one program serves every number of perturbations up to FD_CHUNK, at the cost of
+    what it evaluates (FD_BLOCK at a time amortizes the per-block overhead as well as one call
+    of 256 did)."""
     _, (base, _, _, zones) = _forward(Wp, bp, eps, X, Y, meta, 0)
 
     def one(i, v):
         cost, (pat, *_) = _forward(Wp, bp, eps, X, Y, meta, 0, _entry_change(Wp, bp, i, v), zones)
         return cost, _crossed(pat, base)
-    return jax.vmap(one)(idx, values)
+
+    def block(k, out):
+        at = k * FD_BLOCK
+        c, crossed = jax.vmap(one)(lax.dynamic_slice_in_dim(idx, at, FD_BLOCK),
+                                   lax.dynamic_slice_in_dim(values, at, FD_BLOCK))
+        return (lax.dynamic_update_slice_in_dim(out[0], c, at, 0),
+                lax.dynamic_update_slice_in_dim(out[1], crossed, at, 0))
+    return lax.fori_loop(0, blocks, block, (jnp.zeros(values.shape, values.dtype), jnp.zeros(values.shape, bool)))
 
 
 class _Entry(NamedTuple):
@@ -233,10 +275,35 @@ def _direction_costs(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
     return jax.vmap(one)(ts)
 
 
-def _run(key: tuple, fn, *args):
-    """fn(*args) by its compiled program (reference.programs); key = (name, bucket, sizes...)
-    determines the arguments' shapes."""
+def _run(call):
+    """A (key, fn, args) call (from _gradient_call, _perturbed_call, _direction_call) by its
+    compiled program (reference.programs); key = (name, bucket, sizes...) determines the
+    arguments' shapes. The same three builders give prepare() its programs' arguments, so the
+    programs it compiles ahead are exactly the ones the calls find."""
+    key, fn, args = call
     return programs.compiled(key, fn, args)(*args)
+
+
+def _gradient_call(packs: list, side: int):
+    """Up to GRAD_SLOTS packed networks of one architecture and batch size, one per slot."""
+    p = packs[0]
+    assert all(q.meta is p.meta for q in packs), "one architecture and batch size per call"
+
+    def stacked(name):
+        out = np.zeros((GRAD_SLOTS,) + getattr(p, name).shape)
+        for k, q in enumerate(packs):
+            out[k] = getattr(q, name)
+        return out
+    args = (stacked("Wp"), stacked("bp"), p.eps, stacked("X"), stacked("Y"), p.meta, np.int32(side))
+    return ("gradient", p.bucket), _value_and_grad_many, args
+
+
+def _perturbed_call(p: "Packed", idx, values, blocks: int):
+    return ("perturbed", p.bucket), _perturbed_costs, p.args() + (idx, values, np.int32(blocks))
+
+
+def _direction_call(p: "Packed", VW, Vb, ts):
+    return ("directional", p.bucket), _direction_costs, p.args() + (VW, Vb, ts)
 
 
 def kink_zone_factor(spec: NetworkSpec, n: int) -> float:
@@ -264,10 +331,50 @@ class Bucket:
 
 def bucket_of(spec: NetworkSpec, n: int) -> Bucket:
     width = max([spec.n_in] + [l.width for l in spec.layers])
-    pieces = max(l.pieces for l in spec.layers)
-    # coarse ladders (width 4, 16, 64; batch 8, 32, 128): few compiles, at most 4x padding
-    return Bucket(depth=_up(spec.depth, 2), width=_up(width, 4, 4), batch=_up(n, 8, 4),
+    return _bucket(spec.depth, width, n, max(l.pieces for l in spec.layers))
+
+
+def _bucket(depth: int, width: int, n: int, pieces: int) -> Bucket:
+    # coarse ladders (depth 8, 16, ..., width 16, 64, 256, batch 32, 128, 512): every network the
+    # property suite draws (depth <= 5, widths <= 16, N <= 32) fits one of two buckets, with and
+    # without maxout, so its whole run needs a handful of programs. Padding costs little: layers
+    # past the network's depth are skipped at run time (_forward), and below 16 units and 32
+    # samples a program's time is mostly its fixed cost.
+    return Bucket(depth=_up(depth, 8), width=_up(width, 16, 4), batch=_up(n, 32, 4),
                   pieces=1 if pieces == 1 else _up(pieces, 4))
+
+
+def buckets_covering(max_depth: int, max_width: int, max_batch: int, max_pieces: int = 1) -> list[Bucket]:
+    """Every bucket a network up to these sizes can fall in (maxout with 2..max_pieces pieces)."""
+    out = {_bucket(d, w, n, k) for d in range(1, max_depth + 1) for w in range(1, max_width + 1)
+           for n in range(1, max_batch + 1) for k in {1} | set(range(2, max_pieces + 1))}
+    return sorted(out, key=lambda b: (b.pieces, b.depth, b.width, b.batch))
+
+
+def prepare(buckets, background: bool = True, threads: int = 1, rotate: int = 0) -> int:
+    """Compile (or load) ahead every program the checks use on these buckets: a bucket's
+    gradient, perturbations and directions, one bucket after the other (a network's checks need
+    all three; `rotate` starts that many in), on `threads` background threads. A check that
+    needs one meanwhile takes it over or waits for it, never compiles it twice. Returns the
+    number of programs."""
+    calls = []
+    for p in (_probe(b) for b in buckets):
+        calls += [_gradient_call([p], 0), _perturbed_call(p, np.zeros(FD_CHUNK, p.index.dtype), np.zeros(FD_CHUNK), 1),
+                  _direction_call(p, p.Wp, p.bp, np.zeros(DIR_CHUNK))]
+    k = rotate % len(calls) if calls else 0
+    programs.prepare(calls[k:] + calls[:k], background=background, threads=threads)
+    return len(calls)
+
+
+def _probe(bucket: Bucket) -> "Packed":
+    """A network of zeros laid out in `bucket` (a maxout output layer for a pieces > 1 bucket)."""
+    h = bucket.width
+    out = Layer(h, "maxout", pieces=bucket.pieces) if bucket.pieces > 1 else Layer(h, "identity")
+    spec = NetworkSpec(h, (Layer(h, "identity"),) * (bucket.depth - 1) + (out,), "mse")
+    p = pack(spec, [(np.zeros(w), np.zeros(b)) for w, b in spec.shapes()], np.zeros((bucket.batch, h)),
+             np.zeros((bucket.batch, h)))
+    assert p.bucket == bucket, (p.bucket, bucket)
+    return p
 
 
 _seen_buckets: set = set()
@@ -374,9 +481,19 @@ class ReferenceResult:
     deltas_other_side: list | None = None
 
 
-def _grad_at(p: Packed, side: int):
-    # np.asarray per output: jax.device_get is slower on small results
-    scalars, grad, geps, z_out = (np.asarray(o) for o in _run(("gradient", p.bucket), _value_and_grad, *p.args(), np.int32(side)))
+def _grads_at(packs: list, side: int) -> list:
+    """(cost, on_kink, output sensitivity, loss cancellation, flat gradient, deltas) for each of
+    `packs` (one architecture and batch size), GRAD_SLOTS per call."""
+    out = []
+    for s in range(0, len(packs), GRAD_SLOTS):
+        chunk = packs[s:s + GRAD_SLOTS]
+        # np.asarray per output: jax.device_get is slower on small results
+        outputs = [np.asarray(o) for o in _run(_gradient_call(chunk, side))]
+        out += [_unpack_gradient(p, *(o[k] for o in outputs)) for k, p in enumerate(chunk)]
+    return out
+
+
+def _unpack_gradient(p: Packed, scalars, grad, geps, z_out):
     cost, on_kink, cost_abs = scalars
     flat = grad[p.index]
     deltas = p.unpack_deltas(geps)
@@ -395,12 +512,20 @@ def gradients(spec: NetworkSpec, params, X, Y) -> ReferenceResult:
 
 
 def gradients_packed(p: Packed) -> ReferenceResult:
-    cost, on_kink, sens, cancel, flat, deltas = _grad_at(p, 0)
-    res = ReferenceResult(cost, unflatten(p.spec, flat), deltas, flat, on_kink, output_sensitivity=sens,
-                          loss_cancellation=cancel)
-    if on_kink:
-        *_, res.flat_other_side, res.deltas_other_side = _grad_at(p, 1)
-    return res
+    return gradients_many([p])[0]
+
+
+def gradients_many(packs: list) -> list[ReferenceResult]:
+    """gradients_packed of each of `packs`, which share one spec and batch size (e.g. several
+    parameter sets and batches drawn for one architecture), GRAD_SLOTS networks per call."""
+    results = []
+    for p, (cost, on_kink, sens, cancel, flat, deltas) in zip(packs, _grads_at(packs, 0)):
+        results.append(ReferenceResult(cost, unflatten(p.spec, flat), deltas, flat, on_kink, output_sensitivity=sens,
+                                       loss_cancellation=cancel))
+    kinked = [k for k, r in enumerate(results) if r.on_kink]
+    for k, (*_, flat, deltas) in zip(kinked, _grads_at([packs[k] for k in kinked], 1)):
+        results[k].flat_other_side, results[k].deltas_other_side = flat, deltas
+    return results
 
 
 def perturbed_costs(packed: Packed, idx, values) -> tuple[np.ndarray, np.ndarray]:
@@ -412,25 +537,26 @@ def perturbed_costs(packed: Packed, idx, values) -> tuple[np.ndarray, np.ndarray
     out, crossed = np.empty(len(idx)), np.empty(len(idx), bool)
     for s in range(0, len(idx), FD_CHUNK):
         i, v = pidx[s:s + FD_CHUNK], values[s:s + FD_CHUNK]
-        size = _up(len(i), 16, 4)  # chunk sizes 16, 64, 256: few compiles, little padding
-        pad = size - len(i)
-        if pad:  # pad with no-op perturbations so every call has a compiled shape
-            i = np.concatenate([i, np.full(pad, pidx[0])])
-            v = np.concatenate([v, np.full(pad, packed.theta[idx[0]])])
-        c, k = _run(("perturbed", packed.bucket, size), _perturbed_costs, *packed.args(), i, v)
-        n = size - pad
+        n = len(i)
+        if n < FD_CHUNK:  # padded with no-op perturbations to the program's shape; not evaluated
+            i = np.concatenate([i, np.full(FD_CHUNK - n, pidx[0])])
+            v = np.concatenate([v, np.full(FD_CHUNK - n, packed.theta[idx[0]])])
+        c, k = _run(_perturbed_call(packed, i, v, -(-n // FD_BLOCK)))
         out[s:s + n], crossed[s:s + n] = np.asarray(c)[:n], np.asarray(k)[:n]
     return out, crossed
 
 
 def direction_costs(packed: Packed, direction, ts) -> tuple[np.ndarray, np.ndarray]:
     """Costs at theta + t * direction for each t (direction in user flat order), and whether
-    each point is across a kink from theta."""
+    each point is across a kink from theta. DIR_CHUNK points per call (padded with t = 0), so
+    one program serves the checks' stencils whatever their number of points."""
     V = np.zeros(packed.Wp.size + packed.bp.size)
     V[packed.index] = direction
     VW, Vb = V[:packed.Wp.size].reshape(packed.Wp.shape), V[packed.Wp.size:].reshape(packed.bp.shape)
     ts = np.asarray(ts, np.float64)
-    c, k = _run(("directional", packed.bucket, len(ts)), _direction_costs, *packed.args(), VW, Vb, ts)
-    return np.asarray(c), np.asarray(k)
-
-
+    out, crossed = np.empty(len(ts)), np.empty(len(ts), bool)
+    for s in range(0, len(ts), DIR_CHUNK):
+        t = ts[s:s + DIR_CHUNK]
+        c, k = _run(_direction_call(packed, VW, Vb, np.concatenate([t, np.zeros(DIR_CHUNK - len(t))])))
+        out[s:s + len(t)], crossed[s:s + len(t)] = np.asarray(c)[:len(t)], np.asarray(k)[:len(t)]
+    return out, crossed

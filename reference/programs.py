@@ -5,10 +5,25 @@ batched perturbations, directional costs). JAX's persistent compilation cache sa
 compile: a new process still traces and lowers every program before it can look one up, about
 a second each here (the scan over layers, the switches over activations and losses, their
 gradient), and each pytest-xdist worker pays that again for every bucket it meets. So the
-executable itself is stored, keyed by the program's name, its argument shapes and everything
-it depends on (this package's source, the jax and jaxlib versions, XLA_FLAGS, the CPU), and a
-later process loads it in about 0.1 s. A file that fails to load is recompiled and replaced;
-one that cannot be written only costs the next process a compile.
+executable itself is stored, and a later process loads it in about 0.1 s. A file that fails to
+load is recompiled and replaced; one that cannot be written only costs the next process a
+compile.
+
+What an executable is keyed by is what it is built from, nothing more: the traced code (the
+bytecode of the entry point and of every function, constant and module of this package it
+reaches, found by walking the code, `_code_digest`), the argument shapes, and the build (jax
+and jaxlib, Python, XLA_FLAGS, the CPU). An edit anywhere else, in a comment, a docstring or
+the Python around the programs, keeps every stored program valid.
+
+The cache prunes itself after each compile (`prune`): a program superseded by a newer build of
+the same entry point and shapes, or stored in an older format, goes once it has not been used
+for a day; anything unused for MAX_AGE_DAYS goes; and past MAX_BYTES the least recently used
+go first. Processes that need the same missing program (xdist workers) compile it once: the
+others wait on its lock file and load the copy.
+
+`prepare()` compiles (or loads) a known set of programs on a background thread, so their cost
+overlaps the rest of start-up; `listen()` reports each program as it starts and becomes ready
+(the pytest plugin's progress line).
 
 It replaces JAX's persistent compilation cache for these programs. It lives in
 `$BACKCHECK_JAX_CACHE/executables` (default ~/.cache/backcheck/jax); BACKCHECK_JAX_CACHE=off
@@ -16,12 +31,18 @@ turns it off.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import pickle
 import platform
+import re
+import sys
 import tempfile
 import threading
+import time
+import types
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,10 +50,21 @@ import jax
 import jaxlib
 from jax.experimental import serialize_executable
 
-_HERE = Path(__file__).resolve().parent
-_SOURCES = ("jax_ref.py", "activations.py", "spec.py", "programs.py")  # what the programs are built from
+_HERE = Path(__file__).resolve().parent   # the package whose code the programs trace
+FORMAT = 2            # how executables are stored; bump when that changes
+MAX_AGE_DAYS = 30     # a stored program unused this long is deleted
+SUPERSEDED_DAYS = 1   # ... one superseded by a newer build, after this long unused
+MAX_BYTES = 512 << 20
+_NAME = re.compile(r"(?P<name>[a-z_]+)-(?P<slot>[0-9a-f]{16})-(?P<build>[0-9a-f]{16})\.bin$")
+
 _programs: dict = {}
+_pending: dict = {}   # key -> threading.Event, set once prepare() has the program
+_queue: dict = {}     # key -> (fn, args): queued by prepare(), not started yet (in order)
+_threads: list = []
+_on_first_need: list = []
 _lock = threading.Lock()
+_key_locks: dict = {}
+_listeners: list = []
 stats = {"loaded": 0, "compiled": 0}   # how this process got its programs
 
 
@@ -53,11 +85,105 @@ def _cpu() -> str:
 @lru_cache(maxsize=None)
 def _environment_key() -> str:
     h = hashlib.sha256()
-    for part in (jax.__version__, jaxlib.__version__, platform.python_version(), platform.machine(), _cpu(),
-                 os.environ.get("XLA_FLAGS", ""), str(jax.config.jax_enable_x64)):
+    for part in (str(FORMAT), jax.__version__, jaxlib.__version__, platform.python_version(), platform.machine(),
+                 _cpu(), os.environ.get("XLA_FLAGS", ""), str(jax.config.jax_enable_x64)):
         h.update(part.encode() + b"\0")
-    for name in _SOURCES:
-        h.update((_HERE / name).read_bytes())
+    return h.hexdigest()
+
+
+def _ours(path) -> bool:
+    return bool(path) and os.path.dirname(os.path.abspath(path)) == str(_HERE)
+
+
+def _code_digest(fn) -> str:
+    with _digest_lock:   # computed once per entry point, by one thread at a time
+        return _code_digest_of(fn)
+
+
+_digest_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def _code_digest_of(fn) -> str:
+    """A digest of everything of this package that tracing `fn` can run: its bytecode and
+    constants, then, through the global names it uses, each function, closure, container,
+    class and module of the package it reaches (a module by its whole source). Line numbers,
+    comments, docstrings and unreached code do not enter. Code outside the package (jax,
+    numpy) enters through the build key instead."""
+    h = hashlib.sha256()
+    seen: set = set()
+
+    def add(*parts):
+        for p in parts:
+            h.update(str(p).encode() + b"\0")
+
+    def code(co, globs):
+        add(co.co_name, co.co_argcount, co.co_kwonlyargcount, co.co_names)
+        h.update(co.co_code)
+        consts = co.co_consts
+        if consts and isinstance(consts[0], str):
+            consts = consts[1:]   # a code object's first constant is its docstring (None without one)
+        for c in consts:
+            if isinstance(c, types.CodeType):
+                code(c, globs)
+            else:
+                value(c)
+        for name in co.co_names:   # globals, and attribute names that happen to be globals too
+            if name in globs:
+                add("global", name)
+                visit(globs[name])
+
+    def value(c):
+        if isinstance(c, (frozenset, set)):   # their repr's order changes with hash randomization
+            add(type(c).__name__, sorted(repr(x) for x in c))
+        else:
+            add(repr(c))
+
+    def visit(obj):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, types.FunctionType):
+            if not _ours(obj.__code__.co_filename):
+                add("foreign", getattr(obj, "__module__", ""), obj.__qualname__)
+                return
+            code(obj.__code__, obj.__globals__)
+            for d in (obj.__defaults__ or ()) + tuple((obj.__kwdefaults__ or {}).values()):
+                visit(d)
+            for cell in obj.__closure__ or ():
+                try:
+                    visit(cell.cell_contents)
+                except ValueError:  # an empty cell
+                    add("empty cell")
+        elif isinstance(obj, types.ModuleType):
+            add("module", obj.__name__)
+            if _ours(getattr(obj, "__file__", None)):
+                h.update(Path(obj.__file__).read_bytes())
+        elif isinstance(obj, type):
+            add("class", obj.__module__, obj.__qualname__)
+            if _ours(getattr(sys.modules.get(obj.__module__), "__file__", None)):
+                for name, attr in sorted(vars(obj).items()):   # fields, annotations, methods
+                    if not name.startswith("__") or name == "__annotations__":
+                        add(name)
+                        visit(attr)
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                value(k)
+                visit(v)
+        elif isinstance(obj, (list, tuple)):
+            add(type(obj).__name__, len(obj))
+            for x in obj:
+                visit(x)
+        elif isinstance(obj, (int, float, complex, str, bytes, bool, type(None), frozenset, set)):
+            value(obj)
+        else:   # a wrapped callable (custom_jvp, partial, ...): what it wraps
+            add("object", type(obj).__module__, type(obj).__qualname__)
+            for attr in ("fun", "jvp", "fwd", "bwd", "func", "__wrapped__"):
+                inner = getattr(obj, attr, None)
+                if inner is not None and inner is not obj:
+                    visit(inner)
+
+    visit(fn)
     return h.hexdigest()
 
 
@@ -67,16 +193,134 @@ def _signature(name: str, args) -> tuple:
                                      for a in leaves)
 
 
+def path_of(name: str, fn, args) -> Path | None:
+    """Where the executable of `fn` for arguments shaped like `args` is stored (None: no cache):
+    `name-<slot>-<build>.bin`, the slot from the argument shapes, the build from the code and
+    the environment, so that a newer build of the same slot is recognizable as superseding it."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    slot = hashlib.sha256(repr(_signature(name, args)).encode()).hexdigest()[:16]
+    build = hashlib.sha256((_environment_key() + _code_digest(fn)).encode()).hexdigest()[:16]
+    return folder / f"{name}-{slot}-{build}.bin"
+
+
+def listen(callback) -> None:
+    """callback(event, key): event "compiling" (a program is being compiled), "ready" (it is in
+    memory: loaded or compiled). Called from whichever thread gets the program."""
+    _listeners.append(callback)
+
+
+def _tell(event: str, key) -> None:
+    for cb in list(_listeners):
+        try:
+            cb(event, key)
+        except Exception:  # a progress display never breaks a computation
+            pass
+
+
 def compiled(key: tuple, fn, args: tuple):
     """The executable of `fn` for arguments shaped like `args`: from memory, else from disk,
     else compiled (and stored). `key` (the program's name first) must determine the shapes
-    and dtypes of `args`: it is the cheap in-memory key (the full signature costs ~0.1 ms)."""
+    and dtypes of `args`: it is the cheap in-memory key (the full signature costs ~0.1 ms).
+    A program prepare() has queued but not started is taken over (got here, now); one it is
+    getting is waited for."""
     program = _programs.get(key)
-    if program is None:
-        with _lock:
-            program = _programs.get(key) or _load_or_compile(key[0], fn, args, _signature(key[0], args))
+    if program is not None:
+        return program
+    _first_need()
+    with _lock:
+        claimed = _queue.pop(key, None) is not None
+        waiting = None if claimed else _pending.get(key)
+    if waiting is not None:
+        waiting.wait()
+        program = _programs.get(key)
+        if program is not None:
+            return program
+    try:
+        return _get(key, fn, args)
+    finally:
+        if claimed:
+            _pending.pop(key).set()
+
+
+def when_needed(start) -> None:
+    """Call start() (e.g. a prepare() of the programs a run will use) when this process first
+    needs a program it does not hold: a run that needs none compiles none."""
+    _on_first_need.append(start)
+
+
+def forget(callback) -> None:
+    """Undo listen() and when_needed() for `callback` (a session that ends)."""
+    for registry in (_listeners, _on_first_need):
+        while callback in registry:
+            registry.remove(callback)
+
+
+def _first_need() -> None:
+    while _on_first_need:
+        start = _on_first_need.pop(0)
+        try:
+            start()
+        except Exception:  # preparing ahead is an optimization: the program asked for comes anyway
+            pass
+
+
+def _get(key, fn, args):
+    with _lock:
+        lock = _key_locks.setdefault(key, threading.Lock())
+    with lock:   # one program at a time per key; different keys compile side by side
+        program = _programs.get(key)
+        if program is None:
+            program = _load_or_compile(key, fn, args)
             _programs[key] = program
+    _tell("ready", key)
     return program
+
+
+def prepare(entries, background: bool = True, threads: int = 1) -> list:
+    """Get each (key, fn, args) in `entries` ready, in order: loaded from disk or compiled, on
+    `threads` daemon threads (or now, in this thread), so that a later compiled(key, ...) finds
+    it in memory, or waits for it if it is still being made. Returns the threads started.
+    XLA compiles with the GIL released: two threads use two cores where there are two."""
+    with _lock:
+        for key, fn, args in entries:
+            if key not in _programs and key not in _pending:
+                _pending[key] = threading.Event()
+                _queue[key] = (fn, args)
+
+    def run():
+        while True:
+            with _lock:
+                if not _queue:
+                    return
+                key = next(iter(_queue))
+                fn, args = _queue.pop(key)
+            try:
+                _get(key, fn, args)
+            except Exception:  # the caller's own compiled() will meet (and raise) the same problem
+                pass
+            finally:
+                _pending.pop(key).set()
+    if not background:
+        run()
+        return []
+    started = [threading.Thread(target=run, name=f"backcheck-programs-{i}", daemon=True)
+               for i in range(min(threads, len(_queue)))]
+    for t in started:
+        t.start()
+    _threads.extend(started)
+    return started
+
+
+@atexit.register
+def _stop() -> None:
+    """At exit: nothing new is started, and a program being made is finished (and stored). A
+    daemon thread still inside XLA when the interpreter finalizes would abort the process."""
+    with _lock:
+        _queue.clear()
+    for t in _threads:
+        t.join()
 
 
 def count() -> int:
@@ -84,19 +328,39 @@ def count() -> int:
     return len(_programs)
 
 
-def _load_or_compile(name, fn, args, sig):
-    folder = cache_dir()
-    path = None
-    if folder is not None:
-        digest = hashlib.sha256((_environment_key() + repr(sig)).encode()).hexdigest()[:32]
-        path = folder / f"{name}-{digest}.bin"
-        try:
-            payload, in_tree, out_tree = pickle.loads(path.read_bytes())
-            program = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
-            stats["loaded"] += 1
-            return program
-        except Exception:  # missing, truncated, or from an incompatible build: compile it anew
-            pass
+def _load(path: Path):
+    try:
+        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+        program = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+    except Exception:  # missing, truncated, or from an incompatible build: compiled anew
+        return None
+    try:
+        if time.time() - path.stat().st_mtime > 3600:
+            os.utime(path)   # its last use, for pruning (at most hourly: no write per load)
+    except OSError:
+        pass
+    stats["loaded"] += 1
+    return program
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock across processes (POSIX); elsewhere, none (at worst a program is
+    compiled twice)."""
+    try:
+        import fcntl
+        f = open(path, "a+")
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+    finally:
+        f.close()
+
+
+def _compile(fn, args):
     # compiled afresh, never taken from JAX's own persistent cache (if a user turned it on):
     # an executable JAX loaded from there serializes without its code ("Function ... not found"
     # when the copy runs)
@@ -107,14 +371,92 @@ def _load_or_compile(name, fn, args, sig):
     finally:
         jax.config.update("jax_enable_compilation_cache", enabled)
     stats["compiled"] += 1
-    if path is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            blob = pickle.dumps(serialize_executable.serialize(program))
-            # written whole, then renamed: concurrent xdist workers never read half a file
-            with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".tmp") as f:
-                f.write(blob)
-            os.replace(f.name, path)
-        except Exception:
-            pass
     return program
+
+
+def _load_or_compile(key, fn, args):
+    path = path_of(key[0], fn, args)
+    if path is not None:
+        program = _load(path)
+        if program is not None:
+            return program
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            path = None
+    if path is None:
+        _tell("compiling", key)
+        return _compile(fn, args)
+    with _file_lock(path.with_suffix(".lock")):   # another process compiling it: wait, then load its copy
+        program = _load(path)
+        if program is not None:
+            return program
+        _tell("compiling", key)
+        program = _compile(fn, args)
+        _store(path, program)
+    prune(path.parent, keep=path)
+    return program
+
+
+def _store(path: Path, program) -> None:
+    try:
+        blob = pickle.dumps(serialize_executable.serialize(program))
+        # written whole, then renamed: concurrent xdist workers never read half a file
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
+            f.write(blob)
+        os.replace(f.name, path)
+    except Exception:  # not stored: the next process compiles it again
+        pass
+
+
+def prune(folder: Path | None = None, keep: Path | None = None, now: float | None = None) -> list[Path]:
+    """Delete what the cache no longer needs (see the module docstring); returns what went.
+    Runs after each compile: a run that compiles nothing never touches the folder."""
+    folder = folder or cache_dir()
+    now = time.time() if now is None else now
+    if folder is None or not folder.is_dir():
+        return []
+    files = []
+    for p in folder.iterdir():
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        files.append((p, st.st_mtime, st.st_size))
+    newest = {}   # (name, slot) -> mtime of its most recently used build
+    for p, mtime, _ in files:
+        m = _NAME.match(p.name)
+        if m:
+            slot = (m["name"], m["slot"])
+            newest[slot] = max(newest.get(slot, 0.0), mtime)
+    gone, day = [], 86400.0
+    for p, mtime, _ in files:
+        if p == keep:
+            continue
+        idle = now - mtime
+        if p.suffix in (".tmp", ".lock"):
+            stale = idle > 3600   # a crashed writer's leftovers
+        else:
+            m = _NAME.match(p.name)
+            superseded = m is None or newest[(m["name"], m["slot"])] > mtime
+            stale = idle > MAX_AGE_DAYS * day or (superseded and idle > SUPERSEDED_DAYS * day)
+        if stale and _unlink(p):
+            gone.append(p)
+    kept = sorted((f for f in files if f[0] not in gone and f[0].suffix == ".bin"), key=lambda f: f[1])
+    total = sum(f[2] for f in kept)
+    if total > MAX_BYTES:   # least recently used first, down to 3/4 of the limit
+        for p, _, size in kept:
+            if total <= MAX_BYTES * 3 // 4:
+                break
+            if p != keep and _unlink(p):
+                gone.append(p)
+                total -= size
+    return gone
+
+
+def _unlink(p: Path) -> bool:
+    try:
+        p.unlink()
+        return True
+    except OSError:
+        return False

@@ -168,3 +168,21 @@ def test_outputs_are_announced_once_and_junit_properties_are_json(tmp_path):
     records = [json.loads(v) for v in values]  # a Python repr ({'check': ...}) would not parse
     assert all(isinstance(r, dict) for r in records)
     assert _multiset({"verdicts": records}) == _multiset(doc)
+
+
+def test_a_check_test_failing_without_a_verdict_is_an_error_verdict(tmp_path):
+    """A test that fails without recording why (Hypothesis's Flaky, a bare assert) must not leave
+    the summary reading PASSED while pytest exits 1; a skip records nothing of the kind."""
+    import subprocess
+    import sys
+    (tmp_path / "test_silent.py").write_text(
+        "import pytest\n"
+        "def test_fails_silently(impl):\n    assert False, 'flaky'\n"
+        "def test_skipped(impl):\n    pytest.skip('not declared: x')\n")
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_silent.py"),
+                           f"--backcheck-json={out}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    verdicts = json.loads(out.read_text())["verdicts"]
+    assert [(v["status"], v["message"]) for v in verdicts] == [
+        ("error", "the test failed without a verdict: AssertionError: flaky")]

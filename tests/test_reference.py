@@ -102,7 +102,7 @@ def test_padding_is_exact_for_maxout_and_deep_nets():
     X, Y = random_batch(spec, rng, 6)
     ref = jax_ref.gradients(spec, p, X, Y)
     cost, grads = npm.builtin.gradients(spec, p, X, Y)
-    assert jax_ref.bucket_of(spec, 6).depth == 4
+    assert jax_ref.bucket_of(spec, 6).depth > spec.depth   # padded layers pass h through exactly
     assert ref.cost == pytest.approx(cost, rel=1e-14)
     for (gW, gb), (rW, rb) in zip(grads, ref.grads):
         np.testing.assert_allclose(gW, rW, rtol=1e-12, atol=1e-15)
