@@ -171,9 +171,12 @@ class Context:
             return differ
         # two or more units on kinks: a correct implementation may take the left side at one and
         # the right at another, and the all-left and all-right gradients can agree where such a
-        # mixed choice does not (two loss terms with opposite labels: 0 + 0 = -t1 - t2 = 0, and
-        # a mixed choice gives ±1). Every entry a path reaches (Σ|terms| > 0) is a kink entry.
-        return differ | (self.tolerances[2] > 0)
+        # mixed choice does not: the jumps cancel (two loss terms with opposite labels: 0 + 0 =
+        # -t1 - t2 = 0, and a mixed choice gives ±1). Exact cancellation leaves an exact 0 on both
+        # sides of an entry some path reaches (Σ|terms| > 0): those are kink entries too. (An entry
+        # 0 on both sides is undecided anyway when the implementation says 0 as well.)
+        both_zero = (self.ref.flat == 0) & (self.ref.flat_other_side == 0)
+        return differ | (both_zero & (self.tolerances[2] > 0))
 
     @cached_property
     def recheck(self):
