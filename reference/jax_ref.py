@@ -59,18 +59,24 @@ def _sided(u, zone, side, right, left):
 
 
 def _act_branches():
+    # A unit inside its kink zone takes the chosen piece's value as well as its slope: the value
+    # moves by at most (1 + |a|) zone, rounding-sized against the unit's Zabs (the cost's error
+    # model covers it), and the finite differences then see one smooth piece there instead of
+    # a kink a rounding error away (measured: twice the not-checkable verdicts in float32).
     return [
         lambda z, a, zone, side: z,
-        lambda z, a, zone, side: _sided(z, zone, side, z, a * z),
+        lambda z, a, zone, side: jnp.where(_pos(z, zone, side), z, a * z),
         lambda z, a, zone, side: A.sigmoid(z),
         lambda z, a, zone, side: A.tanh(z),
         lambda z, a, zone, side: A.softplus(z),
-        lambda z, a, zone, side: _sided(z, zone, side, z, A.elu_negative(z, a)),
+        lambda z, a, zone, side: jnp.where(_pos(z, zone, side), z, A.elu_negative(z, a)),
     ]
 
 
 def _hinge_at(u, zone, side):
-    """max(0, u) with the derivative inside the kink zone |u| <= zone taken from the chosen side."""
+    """max(0, u) with the derivative inside the kink zone |u| <= zone taken from the chosen side,
+    and its exact value: a loss term's value is the cost (compared against a bound relative to
+    it), not a rounding-sized part of a larger one."""
     return _sided(u, zone, side, u, jnp.zeros_like(u))
 
 
