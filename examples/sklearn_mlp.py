@@ -26,7 +26,24 @@ from implementations.adapters import SklearnStyle
 from implementations.protocol import Capabilities
 
 _ACTIVATION = {"identity": "identity", "relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
-_TAKES_SAMPLE_WEIGHT = "sample_weight" in inspect.signature(MLPRegressor._backprop).parameters
+
+
+def sklearn_backprop(model_class, out_activation: str, spec, coefs, intercepts, X, Y):
+    """scikit-learn's own `_backprop` of an MLPRegressor / MLPClassifier set up for the spec's
+    network as fit() would have left it: (loss, coef_grads, intercept_grads)."""
+    hidden = [layer.activation for layer in spec.layers[:-1]] or ["identity"]
+    model = model_class(hidden_layer_sizes=tuple(l.width for l in spec.layers[:-1]),
+                        activation=_ACTIVATION[hidden[0]], alpha=spec.l2 * X.shape[0])
+    # the state fit() would have set up
+    model.n_layers_, model.out_activation_ = spec.depth + 1, out_activation
+    model.coefs_, model.intercepts_ = list(coefs), list(intercepts)
+    activations = [X] + [None] * spec.depth
+    deltas = [None] * spec.depth
+    coef_grads = [np.empty_like(c) for c in coefs]
+    intercept_grads = [np.empty_like(b) for b in intercepts]
+    takes_weight = "sample_weight" in inspect.signature(model_class._backprop).parameters
+    weight = (None,) if takes_weight else ()
+    return model._backprop(X, Y, *weight, activations, deltas, coef_grads, intercept_grads)
 
 
 class MLPRegressorBackprop:
@@ -40,18 +57,7 @@ class MLPRegressorBackprop:
         reason = self.capabilities.supports(spec)
         if reason:
             raise ValueError(f"MLPRegressor cannot express this network: {reason}")
-        hidden = [layer.activation for layer in spec.layers[:-1]] or ["identity"]
-        model = MLPRegressor(hidden_layer_sizes=tuple(l.width for l in spec.layers[:-1]),
-                             activation=_ACTIVATION[hidden[0]], alpha=spec.l2 * X.shape[0])
-        # the state fit() would have set up
-        model.n_layers_, model.out_activation_ = spec.depth + 1, "identity"
-        model.coefs_, model.intercepts_ = list(coefs), list(intercepts)
-        activations = [X] + [None] * spec.depth
-        deltas = [None] * spec.depth
-        coef_grads = [np.empty_like(c) for c in coefs]
-        intercept_grads = [np.empty_like(b) for b in intercepts]
-        weight = (None,) if _TAKES_SAMPLE_WEIGHT else ()
-        return model._backprop(X, Y, *weight, activations, deltas, coef_grads, intercept_grads)
+        return sklearn_backprop(MLPRegressor, "identity", spec, coefs, intercepts, X, Y)
 
 
 IMPL = SklearnStyle(MLPRegressorBackprop(), loss_mean_over_outputs=True, name="sklearn-MLPRegressor")

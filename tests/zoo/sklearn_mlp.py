@@ -13,11 +13,9 @@ rescaling here). The loss clips p to [eps, 1 - eps] before the log, as scikit-le
 """
 from __future__ import annotations
 
-import inspect
 import sys
 from pathlib import Path
 
-import numpy as np
 from sklearn.neural_network import MLPClassifier
 
 from implementations.adapters import SklearnStyle
@@ -26,9 +24,9 @@ from implementations.registry import resolve
 
 # the regressor is the example users copy, loaded as a file as `--impl` would
 IMPL = resolve(str(Path(__file__).resolve().parents[2] / "examples" / "sklearn_mlp.py") + ":IMPL")
-_ACTIVATION = sys.modules[type(IMPL.inner).__module__]._ACTIVATION   # backcheck name -> scikit-learn's
+_example = sys.modules[type(IMPL.inner).__module__]
+_ACTIVATION = _example._ACTIVATION   # backcheck name -> scikit-learn's
 _OUT = {"bce": "logistic", "softmax_ce": "softmax"}
-_TAKES_SAMPLE_WEIGHT = "sample_weight" in inspect.signature(MLPClassifier._backprop).parameters
 
 
 class MLPClassifierBackprop:
@@ -42,18 +40,7 @@ class MLPClassifierBackprop:
         reason = self.capabilities.supports(spec)
         if reason:
             raise ValueError(f"MLPClassifier cannot express this network: {reason}")
-        hidden = [layer.activation for layer in spec.layers[:-1]] or ["identity"]
-        model = MLPClassifier(hidden_layer_sizes=tuple(layer.width for layer in spec.layers[:-1]),
-                              activation=_ACTIVATION[hidden[0]], alpha=spec.l2 * X.shape[0])
-        # the state fit() would have set up
-        model.n_layers_, model.out_activation_ = spec.depth + 1, _OUT[spec.loss]
-        model.coefs_, model.intercepts_ = list(coefs), list(intercepts)
-        activations = [X] + [None] * spec.depth
-        deltas = [None] * spec.depth
-        coef_grads = [np.empty_like(c) for c in coefs]
-        intercept_grads = [np.empty_like(b) for b in intercepts]
-        weight = (None,) if _TAKES_SAMPLE_WEIGHT else ()
-        return model._backprop(X, Y, *weight, activations, deltas, coef_grads, intercept_grads)
+        return _example.sklearn_backprop(MLPClassifier, _OUT[spec.loss], spec, coefs, intercepts, X, Y)
 
 
 CLASSIFIER = SklearnStyle(MLPClassifierBackprop(), name="zoo-sklearn-MLPClassifier")
