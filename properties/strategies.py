@@ -86,7 +86,15 @@ def declared_kinds(caps, position: str, exclude=frozenset()) -> tuple:
 
 @lru_cache(maxsize=None)
 def _kinds(table):
-    return st.sampled_from(table)
+    """The activation first, then its variant: each choice shrinks on its own, to the first
+    activation and to its default parameter. (One flat sampled_from over the table made the
+    shrinker jump over every other activation's parameters to reach a default, and it stopped.)"""
+    groups: dict = {}
+    for kind in table:
+        groups.setdefault(kind[0], []).append(kind)
+    names = st.sampled_from(tuple(groups))
+    variants = {a: st.sampled_from(tuple(v)) for a, v in groups.items()}
+    return st.composite(lambda draw: draw(variants[draw(names)]))()
 
 
 def _draw_layer(draw, width_st, kinds_st) -> Layer:
