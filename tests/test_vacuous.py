@@ -58,3 +58,38 @@ def test_every_passed_verdict_could_have_failed(case):
             assert v.n_entries - v.n_kinks - v.n_undecided >= 1
             assert v.bound is not None and v.bound < VACUOUS_BOUND, v.summary()
             assert v.worst_error is not None and v.worst_error < VACUOUS_BOUND, v.summary()
+
+
+def test_directional_leaves_out_the_entries_no_check_can_decide():
+    """float32 at a large scale: 63 of 71 entries have a rounding bound above their value. Summed
+    into vᵀ∇C they made the check vacuous; left out of v, the other 8 decide it (and still see a
+    sign flip), and the verdict's bound is one a wrong gradient can exceed."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zoo.cases import DIRECTIONAL_DILUTED as case
+    from implementations import mutants
+    from properties.checks import check_directional, direction
+    from reference import fd, jax_ref
+
+    ctx = Context(builtin, case, None)
+    _, g = ctx.impl_result
+    v = direction(g, case.direction_seed, ctx.kink_entries)       # v over every entry, as before
+    *_, before = fd.directional_check(lambda ts: jax_ref.direction_costs(ctx.packed, v, ts), ctx.packed.theta, g,
+                                      v, ctx.cost_error, scale=ctx.scale,
+                                      analytic_error=float(np.abs(v) @ ctx.tolerances[0]), spec=ctx.spec)
+    assert before.status == NOT_CHECKABLE and before.extra.get("undecided_vacuous") == 1
+    after = run_check(ctx, "directional")
+    assert after.status == PASSED and after.bound < VACUOUS_BOUND, after.summary()
+    flipped = run_check(Context(mutants.get("SignFlip"), case, None), "directional")
+    assert flipped.status == FAILED, flipped.summary()
+
+
+def test_directional_with_no_decidable_entry_says_so():
+    """Every entry's bound above its value (a tiny-scale float32 network): not_checkable, in words."""
+    spec = NetworkSpec(3, (Layer(2, "tanh"), Layer(1, "identity")), "mse", dtype="float32")
+    params = [(np.full((2, 3), 1e-30, np.float32), np.zeros(2, np.float32)),
+              (np.full((1, 2), 1e-30, np.float32), np.zeros(1, np.float32))]
+    X, Y = np.ones((2, 3), np.float32), np.zeros((2, 1), np.float32)
+    v = run_check(Context(builtin, Case.make(spec, params, X, Y), None), "directional")
+    assert v.status == NOT_CHECKABLE and "rounding bound as large as its value" in v.message, v.summary()
