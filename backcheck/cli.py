@@ -33,7 +33,7 @@ def _check(args) -> int:
     suite = [str(ROOT / "properties")]
     argv = suite + ["-q", "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=no",
                     f"--backcheck-json={json_path}", f"--backcheck-report={html_path}",
-                    f"--hypothesis-profile={args.profile}"]
+                    f"--hypothesis-profile={args.profile}", "--backcheck-summary=off"]
     for spec in args.impl or []:
         argv.append(f"--impl={spec}")
     if args.no_isolation:

@@ -57,6 +57,9 @@ def pytest_addoption(parser):
     g.addoption("--backcheck-report", default=None, metavar="PATH", help="write the HTML accuracy report here")
     g.addoption("--backcheck-no-step-curve", action="store_true", default=False,
                 help="leave the finite-difference step-size curve out of the JSON/HTML (saves a JAX compile)")
+    g.addoption("--backcheck-summary", choices=("diagnosis", "off"), default="diagnosis",
+                help="after a run with failures, say what is wrong in words (the diagnosis per implementation; "
+                     "default), or not (`backcheck check` prints it in its own table)")
     g.addoption("--backcheck-progress", choices=("auto", "line", "plain", "off"), default="auto",
                 help="progress of the property suite: one updating line (a terminal), plain lines (a log), or "
                      "none; auto: line in a terminal, plain when not a terminal or $CI is set, none for runs "
@@ -266,17 +269,26 @@ def pytest_sessionstart(session):
 
 
 def _write_outputs(config) -> None:
+    """The JSON and HTML outputs asked for, and the diagnosis in words for the terminal summary
+    (made even without outputs when something failed: a plain `pytest` run says what is wrong)."""
     json_path = config.getoption("--backcheck-json")
     html_path = config.getoption("--backcheck-report")
-    if not (json_path or html_path):
+    verdicts = config._backcheck_verdicts
+    failing = any(v.get("status") in ("failed", "error") for v in verdicts)
+    if not (json_path or html_path or failing):
         return
-    from reports.results import run_meta, write_outputs
+    from reports.results import results_document, run_meta, write_outputs
+    from reports.table import diagnosis_lines
     meta = run_meta(impl_specs(config), time.time() - config._backcheck_started,
-                    step_curve=not config.getoption("--backcheck-no-step-curve"),
+                    step_curve=not config.getoption("--backcheck-no-step-curve") and bool(json_path or html_path),
                     workers=getattr(config.option, "numprocesses", None),
                     seed=getattr(config.option, "hypothesis_seed", None))
-    verdicts = config._backcheck_verdicts
-    write_outputs(verdicts, json_path=json_path, html_path=html_path, meta=meta)
+    doc = (write_outputs(verdicts, json_path=json_path, html_path=html_path, meta=meta) if json_path or html_path
+           else results_document(verdicts, meta))
+    if config.getoption("--backcheck-summary") == "diagnosis":
+        config._backcheck_diagnosis = diagnosis_lines(doc.get("diagnoses"), doc.get("diagnosis_errors") or ())
+    if not (json_path or html_path):
+        return
     n = f"{len(verdicts)} verdict{'' if len(verdicts) == 1 else 's'}"
     if json_path:
         config._backcheck_written.append(f"backcheck: wrote {n} to {json_path}")
@@ -300,6 +312,11 @@ def pytest_terminal_summary(terminalreporter, config):
     # the controller wrote anything (an xdist worker's list stays empty)
     for why in config._backcheck_unloadable.values():
         terminalreporter.write_line(f"backcheck: not checked: {why}")
+    diagnosis = getattr(config, "_backcheck_diagnosis", None)
+    if diagnosis:
+        terminalreporter.section("backcheck: what is wrong", sep="=")
+        for line in diagnosis[1:]:   # [0] is the "What is wrong:" title the section line says
+            terminalreporter.write_line(line)
     for line in config._backcheck_written:
         terminalreporter.write_line(line)
 

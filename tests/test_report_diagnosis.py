@@ -285,3 +285,24 @@ def test_a_wrong_cost_shows_the_cost_and_a_passing_check_no_table():
     assert v.extra["table"]["block"] == "the cost" and [r[0] for r in v.extra["table"]["rows"]] == ["cost"]
     ok = reproduce("builtin", "vs_jax", case)
     assert ok.status == "passed" and "table" not in ok.extra and ok.explain() == ok.summary() + f"\n  network: {ok.case}"
+
+
+def test_a_plain_pytest_run_with_failures_ends_with_the_diagnosis_in_words():
+    """No --backcheck-json/--backcheck-report: the terminal summary still says what is wrong
+    (and `backcheck check`, which prints its own table, turns that off)."""
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "BACKCHECK_IMPL"}
+    base = [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+            "--tb=no", "--hypothesis-profile=ci-noshrink", "--impl=implementations.mutants:MissingOneOverN",
+            "-k", "test_cost_and_gradients_vs_jax and mse"]
+    proc = subprocess.run(base, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    section = proc.stdout.split("backcheck: what is wrong", 1)
+    assert len(section) == 2, proc.stdout[-3000:]
+    assert "batch reduction" in section[1] and "smallest reproducer" in section[1], section[1][:2000]
+    off = subprocess.run(base + ["--backcheck-summary=off"], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert off.returncode == 1 and "what is wrong" not in off.stdout
