@@ -6,6 +6,7 @@ import pytest
 from implementations.numpy_mlp import builtin
 from properties.checks import Case, Context, run_check
 from reference import fd, jax_ref
+from reference.compare import entry_of
 from reference.spec import Layer, NetworkSpec, init_params, mlp, random_batch, unflatten
 
 
@@ -131,3 +132,33 @@ def test_reference_agreement_reports_a_broken_reference_as_a_harness_problem():
     ctx.ref.flat[2] *= 1.001                  # as if JAX's gradient were wrong
     v = run_check(ctx, "reference_agreement")
     assert v.status == "reference_mismatch" and v.implementation == "reference"
+
+
+# bench_zoo, textbook_numpy: correct gradients flagged by Richardson at weight scale 10, where a
+# unit saturates between the steps h/2 and h (D(h) and D(h/2) agreed by accident, both off)
+RICHARDSON_OUT_OF_RANGE = [
+    (NetworkSpec(15, (Layer(8, "relu"), Layer(4, "relu"), Layer(10, "identity"), Layer(7, "relu"), Layer(4, "tanh")),
+                 "mse"), 32, 1621),
+    (NetworkSpec(9, (Layer(16, "identity"), Layer(7, "relu"), Layer(15, "relu"), Layer(1, "sigmoid")), "bce",
+                 l2=0.001), 22, 91),
+]
+
+
+@pytest.mark.parametrize("spec, n, seed", RICHARDSON_OUT_OF_RANGE, ids=["tanh-mse", "sigmoid-bce"])
+def test_richardson_outside_its_asymptotic_range_widens_its_estimate_not_a_false_alarm(spec, n, seed):
+    """The next extrapolation (h/2, h/4) shows R still moving: the estimate covers that move, so
+    the correct gradient passes, and each entry's estimate still covers its actual error; a
+    wrong entry among them is still caught."""
+    from properties.strategies import case_of
+    case = case_of(spec, n, "large", False, seed)
+    ctx = Context(builtin, case)
+    v = run_check(ctx, "richardson")
+    assert v.status == "passed", v.summary()
+    r = fd.richardson_checker(ctx.costs, spec, ctx.packed.theta, ctx.ref.flat, ctx.cost_error, scale=ctx.scale)
+    ok = ~r.kinks
+    assert np.all(np.abs(r.numerical - ctx.ref.flat)[ok] <= r.error_estimate[ok])
+    wrong = ctx.ref.flat.copy()
+    i = int(np.flatnonzero(ok & (r.error_estimate < 1e-3 * np.abs(wrong)))[0])
+    wrong[i] *= 1.01
+    w = fd.richardson_checker(ctx.costs, spec, ctx.packed.theta, wrong, ctx.cost_error, scale=ctx.scale).verdict
+    assert w.status == "failed" and w.worst == entry_of(spec, i), w.summary()
