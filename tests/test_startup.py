@@ -82,3 +82,18 @@ def test_default_parallelism_fits_the_machine():
     assert default_workers(cpus=1, load=0.0) == 0
     assert default_workers(cpus=16, load=3.0) == 4     # capped
     assert default_workers() in (0, 2, 3, 4)
+
+
+def test_backcheck_check_runs_on_the_workers_that_fit_unless_told(monkeypatch, tmp_path):
+    """`backcheck check` defaults to -n auto (default_workers); -n 0 stays serial."""
+    import pytest as _pytest
+    import backcheck.plugin
+    from backcheck import cli
+    seen = []
+    monkeypatch.setattr(_pytest, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(backcheck.plugin, "default_workers", lambda: 2)
+    assert cli.build_parser().parse_args(["check"]).workers == "auto"
+    for extra, expect in (([], ["-n", "2"]), (["-n", "0"], None), (["-n", "3"], ["-n", "3"])):
+        cli.main(["check", "--out", str(tmp_path), *extra])
+        argv = seen.pop()
+        assert (argv[argv.index("-n"):argv.index("-n") + 2] if "-n" in argv else None) == expect, argv
