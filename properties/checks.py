@@ -129,7 +129,8 @@ class Context:
     @cached_property
     def output_sensitivity(self) -> float:
         """How the outputs' forward error moves the cost (errormodel.output_sensitivity)."""
-        return errormodel.output_sensitivity(self.models[1].zfwd_out, self.ref.deltas[-1], self.ref.loss_cancellation)
+        return errormodel.output_sensitivity(self.models[1].zfwd_out, errormodel.output_deltas(self.ref),
+                                             self.ref.loss_cancellation)
 
     @cached_property
     def cost_tolerance(self) -> float:

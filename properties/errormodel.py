@@ -204,11 +204,21 @@ def output_sensitivity(zfwd_out, out_deltas, loss_cancellation: float) -> float:
     return float(np.sum(np.abs(out_deltas) * zfwd_out)) + loss_cancellation
 
 
+def output_deltas(ref) -> np.ndarray:
+    """|dC/dz| at the outputs for the cost's error: with units or loss terms on a kink, the
+    larger of the two sides' (the value there moves with z at either side's slope, and a correct
+    implementation may be on either: a sigmoid output of 6e-16 in a perceptron loss term on its
+    kink moves the cost by its own rounding, where the side the reference took has slope 0)."""
+    d = np.abs(ref.deltas[-1])
+    other = getattr(ref, "deltas_other_side", None)
+    return d if other is None else np.maximum(d, np.abs(other[-1]))
+
+
 def reference_cost_error(spec: NetworkSpec, zfwd_out, ref) -> float:
     """e_C of the float64 reference cost (reference.fd.cost_rounding) at a jax_ref.ReferenceResult,
     with the outputs' propagated magnitudes of the same point (`Model.zfwd_out`)."""
     from reference.fd import cost_rounding
-    return cost_rounding(ref.cost, output_sensitivity(zfwd_out, ref.deltas[-1], ref.loss_cancellation), spec.depth)
+    return cost_rounding(ref.cost, output_sensitivity(zfwd_out, output_deltas(ref), ref.loss_cancellation), spec.depth)
 
 
 def cost_tolerance(spec: NetworkSpec, cost_abs: float, output_sensitivity: float, n: int, dtype=None) -> float:

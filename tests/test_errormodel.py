@@ -150,3 +150,26 @@ def test_the_libraries_transcendentals_are_within_libm_ulps(dtype):
             ok = np.isfinite(e) & (e != 0) & (np.abs(e) >= np.finfo(dtype).tiny)
             worst[name] = max(worst.get(name, 0.0), float(np.max(np.abs(got[ok] - e[ok]) / np.abs(e[ok]))) / u)
     assert max(worst.values()) <= errormodel.LIBM_ULPS, worst
+
+
+def test_a_loss_term_on_its_kink_bounds_the_cost_by_either_sides_slope():
+    """The float32 zoo member through the user path (1 of 1,629 verdicts): a sigmoid output of
+    6e-16 in a perceptron loss term on its kink. The side the reference takes has slope 0, the
+    other slope 1; the cost (the sigmoid's value, relative error |Δz| from the float32 forward)
+    is bounded by the larger."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from implementations.registry import load
+    from properties.checks import Context, run_check
+    from properties.strategies import case_of
+    from reference.spec import Layer, NetworkSpec
+    spec = NetworkSpec(11, (Layer(14, "identity"), Layer(15, "identity"), Layer(16, "identity"), Layer(1, "sigmoid")),
+                       "perceptron", dtype="float32")
+    case = case_of(spec, 1, "large", False, 3)
+    impl = load(str(Path(__file__).parent / "zoo" / "float32_numpy.py") + ":IMPL", isolate=False)
+    ctx = Context(impl, case)
+    assert ctx.ref.on_kink and 0 < ctx.ref.cost < 1e-15
+    v = run_check(ctx, "vs_jax")
+    assert v.status == "passed" and v.n_kinks == v.n_entries - 1, v.summary()
+    assert abs(ctx.impl_result[0] - ctx.ref.cost) > 1e-6 * ctx.ref.cost   # the error is real
