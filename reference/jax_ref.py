@@ -143,7 +143,7 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
     per layer: they are rounding-sized, and a change of delta moves them by a relative ~delta.
     Together: 2x faster for a 16-wide, 32-sample bucket, 1.3x for the smallest.
     Returns the cost and (patterns, on_kink, (z_out, cost_abs), per-layer kink zones)."""
-    acts, alphas, is_maxout, piece_mask, unit_mask, active, out_mask, smask, loss_code, l2, n, zone_c = meta
+    acts, alphas, is_maxout, piece_mask, unit_mask, active, out_mask, smask, loss_code, l2, n, zone_c, floor = meta
     branches = _act_branches()
     live = smask[:, None]
     D, K, H = bp.shape
@@ -158,7 +158,8 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
             z = z + jnp.where(at[None], step[:, None, None], 0.0)
         zd = z[:, 0, :]
         # the kink zone: within the forward rounding error of z, a unit may be on either side
-        zabs = given[0] if given else lax.stop_gradient(jnp.einsum("nw,kvw->nkv", jnp.abs(h), jnp.abs(W)) + jnp.abs(b)[None])
+        zabs = given[0] if given else lax.stop_gradient(
+            jnp.einsum("nw,kvw->nkv", jnp.abs(h), jnp.abs(W)) + jnp.abs(b)[None] + underflow_magnitude(W, floor)[None])
         zone = zone_c * zabs
         dense = lax.switch(act, branches, zd, alpha, zone[:, 0, :], side)
         pieces, winner, tie = _select_piece(z, pmask, zone, side)
@@ -312,6 +313,22 @@ def _direction_call(p: "Packed", VW, Vb, ts):
     return ("directional", p.bucket), _direction_costs, p.args() + (VW, Vb, ts)
 
 
+def underflow_floor(spec: NetworkSpec) -> float:
+    """tiny / u of the implementation's dtype: added to a unit's |W| |h| + |b| (scaled by
+    1 + Σ|W| of its row, `underflow_magnitude`), the kink zone c u (...) also covers inputs
+    that underflow in that dtype. A float32 sigmoid of -118 is 0, not 5e-52: the next relu unit's
+    z is exactly 0 there, the float64 reference's 8e-52, and its side is the dtype's to choose."""
+    from reference.rounding import unit_roundoff
+    dt = np.dtype(spec.dtype)
+    return float(np.finfo(dt).tiny / unit_roundoff(dt))
+
+
+def underflow_magnitude(W, floor):
+    """floor (1 + Σ_j |W_ij|) per unit (W's last axis is its inputs): each input may be off by
+    the dtype's smallest normal number."""
+    return floor * (1.0 + jnp.sum(jnp.abs(W), axis=-1))
+
+
 def kink_zone_factor(spec: NetworkSpec, n: int) -> float:
     """c * u of the implementation's dtype: a unit with |z| <= c u (|W| |h| + |b|) is within the
     forward rounding error of its kink, and a correct implementation may put it on either side."""
@@ -427,6 +444,7 @@ def _layout(spec: NetworkSpec, n: int):
         np.float64(spec.l2),
         np.float64(n),
         np.float64(kink_zone_factor(spec, n)),
+        np.float64(underflow_floor(spec)),
     )
     layers = [(j, l.pieces, l.width) for j, l in enumerate(spec.layers)]
     index = np.concatenate(index)

@@ -60,9 +60,10 @@ def _loss_kink_arg(spec):
     return jax_ref._LOSS_KINK_ARG[jax_ref._LOSS_BRANCH[spec.loss]]
 
 
-def _zabs(h, W, b):
-    """|W| |h| + |b|: the magnitude a pre-activation's rounding error is relative to."""
-    return jax.lax.stop_gradient(jnp.abs(h) @ jnp.abs(W).T + jnp.abs(b))
+def _zabs(h, W, b, floor):
+    """|W| |h| + |b| (+ the underflow level, jax_ref.underflow_floor): the magnitude a
+    pre-activation's rounding error is relative to."""
+    return jax.lax.stop_gradient(jnp.abs(h) @ jnp.abs(W).T + jnp.abs(b) + jax_ref.underflow_magnitude(W, floor))
 
 
 def _forward(spec: NetworkSpec, zone_c: float, Ws, bs, eps, X, Y, side: int):
@@ -72,7 +73,7 @@ def _forward(spec: NetworkSpec, zone_c: float, Ws, bs, eps, X, Y, side: int):
     n = X.shape[0]
     h, hs, zs, zones, pats, on_kink = X, [X], [], [], [], 0
     for layer, W, b, e in zip(spec.layers, Ws, bs, eps):
-        zabs = _zabs(h, W, b)
+        zabs = _zabs(h, W, b, jax_ref.underflow_floor(spec))
         z = h @ W.T + b + e
         h, pat, at = _activate(layer, z, zone_c * zabs, side)
         if at is not None:

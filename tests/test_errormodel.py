@@ -173,3 +173,27 @@ def test_a_loss_term_on_its_kink_bounds_the_cost_by_either_sides_slope():
     v = run_check(ctx, "vs_jax")
     assert v.status == "passed" and v.n_kinks == v.n_entries - 1, v.summary()
     assert abs(ctx.impl_result[0] - ctx.ref.cost) > 1e-6 * ctx.ref.cost   # the error is real
+
+
+def test_an_input_that_underflows_in_the_dtype_puts_the_next_unit_in_its_kink_zone():
+    """thorough profile, float32 zoo member: a sigmoid of -118 is 0 in float32 (5e-52 in float64),
+    so the relu unit it feeds has z = 0 exactly there and 8e-52 in the reference. Which side that
+    unit is on is the dtype's to choose: a kink, not a wrong gradient (was rel err 0.11)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from implementations.registry import load
+    from properties.checks import Context, run_check
+    from properties.strategies import case_of
+    from reference.spec import Layer, NetworkSpec
+    spec = NetworkSpec(8, (Layer(6, "abs"), Layer(5, "sigmoid"), Layer(10, "relu"), Layer(8, "identity"),
+                           Layer(1, "identity")), "hinge", dtype="float32")
+    case = case_of(spec, 10, "large", True, 100001)
+    impl = load(str(Path(__file__).parent / "zoo" / "float32_numpy.py") + ":IMPL", isolate=False)
+    ctx = Context(impl, case)
+    assert ctx.ref.on_kink >= 1
+    v = run_check(ctx, "vs_jax")
+    assert v.status == "passed" and v.n_kinks > 0, v.summary()
+    # the same network in float64: nothing underflows, no unit is on a kink
+    f64 = case_of(NetworkSpec(spec.n_in, spec.layers, spec.loss), 10, "large", True, 100001)
+    assert Context(impl, f64).ref.on_kink == 0
