@@ -67,7 +67,7 @@ def test_directional_leaves_out_the_entries_no_check_can_decide():
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).parent))
-    from zoo.cases import DIRECTIONAL_DILUTED as case
+    from raw_cases import DIRECTIONAL_DILUTED as case
     from implementations import mutants
     from properties.checks import check_directional, direction
     from reference import fd, jax_ref
