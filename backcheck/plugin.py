@@ -274,20 +274,20 @@ def _write_outputs(config) -> None:
     json_path = config.getoption("--backcheck-json")
     html_path = config.getoption("--backcheck-report")
     verdicts = config._backcheck_verdicts
-    failing = any(v.get("status") in ("failed", "error") for v in verdicts)
-    if not (json_path or html_path or failing):
+    outputs = bool(json_path or html_path)
+    if not (outputs or any(v.get("status") in ("failed", "error") for v in verdicts)):
         return
     from reports.results import results_document, run_meta, write_outputs
     from reports.table import diagnosis_lines
     meta = run_meta(impl_specs(config), time.time() - config._backcheck_started,
-                    step_curve=not config.getoption("--backcheck-no-step-curve") and bool(json_path or html_path),
+                    step_curve=outputs and not config.getoption("--backcheck-no-step-curve"),
                     workers=getattr(config.option, "numprocesses", None),
                     seed=getattr(config.option, "hypothesis_seed", None))
-    doc = (write_outputs(verdicts, json_path=json_path, html_path=html_path, meta=meta) if json_path or html_path
+    doc = (write_outputs(verdicts, json_path=json_path, html_path=html_path, meta=meta) if outputs
            else results_document(verdicts, meta))
     if config.getoption("--backcheck-summary") == "diagnosis":
         config._backcheck_diagnosis = diagnosis_lines(doc.get("diagnoses"), doc.get("diagnosis_errors") or ())
-    if not (json_path or html_path):
+    if not outputs:
         return
     n = f"{len(verdicts)} verdict{'' if len(verdicts) == 1 else 's'}"
     if json_path:

@@ -20,7 +20,7 @@ import numpy as np
 
 from properties import errormodel
 from reference import fd, jax_ref
-from reference.compare import compare, entry_of, relative_bound
+from reference.compare import VACUOUS_BOUND, compare, entry_of, relative_bound
 from reference.spec import NetworkSpec, flatten
 from implementations.errors import PluginError
 from reference.verdict import FAILED, NOT_CHECKABLE, PASSED, REFERENCE_MISMATCH, Entry, Verdict
@@ -273,7 +273,6 @@ def direction(g: np.ndarray, seed: int, kinks: np.ndarray) -> np.ndarray:
 
 
 def check_directional(ctx: Context) -> Verdict:
-    from reference.compare import VACUOUS_BOUND
     _, g = ctx.impl_result
     tol = ctx.tolerances[0]
     # v also leaves out the entries whose own rounding bound reaches their value (the true one,
@@ -419,7 +418,7 @@ def block_table(ctx: Context, worst: Entry | None) -> dict:
     worst entry, or the block furthest over its bounds where that entry is no parameter (a
     direction). JSON-able: {block, against, entries, over, more, rows: [[entry, impl, ref,
     rel error, bound, mark]]}, mark "OVER", "kink", "undecided" or ""."""
-    from reference.compare import VACUOUS_BOUND, relative_errors
+    from reference.compare import relative_errors
     from reference.spec import unflatten
     spec, ref = ctx.spec, ctx.ref
     against = "the implementation against the JAX reference, each entry under its error-model bound"

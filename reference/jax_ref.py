@@ -330,8 +330,9 @@ def underflow_magnitude(W, floor):
 
 
 def kink_zone_factor(spec: NetworkSpec, n: int) -> float:
-    """c * u of the implementation's dtype: a unit with |z| <= c u (|W| |h| + |b|) is within the
-    forward rounding error of its kink, and a correct implementation may put it on either side."""
+    """c * u of the implementation's dtype: a unit with |z| <= c u (|W| |h| + |b| + the underflow
+    level, `underflow_floor`) is within the forward rounding error of its kink, and a correct
+    implementation may put it on either side."""
     from reference.rounding import rounding_factor, unit_roundoff
     return rounding_factor(spec, n) * unit_roundoff(spec.dtype)
 

@@ -72,8 +72,9 @@ def _forward(spec: NetworkSpec, zone_c: float, Ws, bs, eps, X, Y, side: int):
     magnitude (jax_ref.ReferenceResult.loss_cancellation) and the output pre-activations."""
     n = X.shape[0]
     h, hs, zs, zones, pats, on_kink = X, [X], [], [], [], 0
+    floor = jax_ref.underflow_floor(spec)
     for layer, W, b, e in zip(spec.layers, Ws, bs, eps):
-        zabs = _zabs(h, W, b, jax_ref.underflow_floor(spec))
+        zabs = _zabs(h, W, b, floor)
         z = h @ W.T + b + e
         h, pat, at = _activate(layer, z, zone_c * zabs, side)
         if at is not None:

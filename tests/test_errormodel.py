@@ -152,22 +152,25 @@ def test_the_libraries_transcendentals_are_within_libm_ulps(dtype):
     assert max(worst.values()) <= errormodel.LIBM_ULPS, worst
 
 
+def _float32_zoo_member():
+    """tests/zoo/float32_numpy.py's IMPL, in-process."""
+    from pathlib import Path
+    from implementations.registry import load
+    return load(str(Path(__file__).parent / "zoo" / "float32_numpy.py") + ":IMPL", isolate=False)
+
+
 def test_a_loss_term_on_its_kink_bounds_the_cost_by_either_sides_slope():
     """The float32 zoo member through the user path (1 of 1,629 verdicts): a sigmoid output of
     6e-16 in a perceptron loss term on its kink. The side the reference takes has slope 0, the
     other slope 1; the cost (the sigmoid's value, relative error |Δz| from the float32 forward)
     is bounded by the larger."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent))
-    from implementations.registry import load
     from properties.checks import Context, run_check
     from properties.strategies import case_of
     from reference.spec import Layer, NetworkSpec
     spec = NetworkSpec(11, (Layer(14, "identity"), Layer(15, "identity"), Layer(16, "identity"), Layer(1, "sigmoid")),
                        "perceptron", dtype="float32")
     case = case_of(spec, 1, "large", False, 3)
-    impl = load(str(Path(__file__).parent / "zoo" / "float32_numpy.py") + ":IMPL", isolate=False)
+    impl = _float32_zoo_member()
     ctx = Context(impl, case)
     assert ctx.ref.on_kink and 0 < ctx.ref.cost < 1e-15
     v = run_check(ctx, "vs_jax")
@@ -179,17 +182,13 @@ def test_an_input_that_underflows_in_the_dtype_puts_the_next_unit_in_its_kink_zo
     """thorough profile, float32 zoo member: a sigmoid of -118 is 0 in float32 (5e-52 in float64),
     so the relu unit it feeds has z = 0 exactly there and 8e-52 in the reference. Which side that
     unit is on is the dtype's to choose: a kink, not a wrong gradient (was rel err 0.11)."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).parent))
-    from implementations.registry import load
     from properties.checks import Context, run_check
     from properties.strategies import case_of
     from reference.spec import Layer, NetworkSpec
     spec = NetworkSpec(8, (Layer(6, "abs"), Layer(5, "sigmoid"), Layer(10, "relu"), Layer(8, "identity"),
                            Layer(1, "identity")), "hinge", dtype="float32")
     case = case_of(spec, 10, "large", True, 100001)
-    impl = load(str(Path(__file__).parent / "zoo" / "float32_numpy.py") + ":IMPL", isolate=False)
+    impl = _float32_zoo_member()
     ctx = Context(impl, case)
     assert ctx.ref.on_kink >= 1
     v = run_check(ctx, "vs_jax")
