@@ -33,7 +33,10 @@ def _check(args) -> int:
     suite = [str(ROOT / "properties")]
     argv = suite + ["-q", "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=no",
                     f"--backcheck-json={json_path}", f"--backcheck-report={html_path}",
-                    f"--hypothesis-profile={args.profile}", "--backcheck-summary=off"]
+                    f"--hypothesis-profile={args.profile}", "--backcheck-summary=off",
+                    # this process imported hypothesis before pytest could rewrite its asserts:
+                    # harmless, and noise at the end of a user's run
+                    "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     for spec in args.impl or []:
         argv.append(f"--impl={spec}")
     if args.no_isolation:
