@@ -326,12 +326,32 @@ def pytest_terminal_summary(terminalreporter, config):
 _SUITE = os.path.dirname(os.path.abspath(profiles.__file__))   # the properties package
 
 
+# The suite's tests that need no compiled reference program: the perceptron's bound, tight
+# families and invariances, in exact rational arithmetic. They run first, so that a cold run
+# gives its first results while the reference programs compile on background threads (started
+# at once then, not when the first program is needed: nothing would be compiling meanwhile).
+_NO_PROGRAM = ("test_perceptron.py",)
+
+
+def _needs_no_program(item) -> bool:
+    return os.path.dirname(str(item.path)) == _SUITE and item.path.name in _NO_PROGRAM
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # the same order in every xdist worker (the scheduler requires one), so no randomness here
+    first = [i for i in items if _needs_no_program(i)]
+    if first and len(first) < len(items):
+        rest = [i for i in items if not _needs_no_program(i)]
+        items[:] = first + rest
+
+
 def pytest_collection_finish(session):
     config = session.config
     if _is_controller(config) or not any(os.path.dirname(str(i.path)) == _SUITE for i in session.items):
         return   # programs ahead and progress are for runs of backcheck's property suite
     _show_progress(config, len(session.items))
-    _prepare_programs(config)
+    items = session.items
+    _prepare_programs(config, now=_needs_no_program(items[0]) and not all(map(_needs_no_program, items)))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -347,7 +367,7 @@ def _show_progress(config, n_tests: int) -> None:
         progress.activate()
 
 
-def _prepare_programs(config) -> None:
+def _prepare_programs(config, now: bool = False) -> None:
     """When the run first needs a reference program, start compiling (or loading) all the
     suite's on background threads (reference.jax_ref.prepare); a run that needs none (the
     perceptron tests alone) compiles none. An xdist worker takes them in its own order (worker
@@ -378,7 +398,10 @@ def _prepare_programs(config) -> None:
                             rotate=rank * 3)
         if tell is not None:
             tell("planned", str(n))
-    programs.when_needed(start)
+    if now:   # the first tests need none, the later ones do: compile while the first ones run
+        start()
+    else:
+        programs.when_needed(start)
     config.add_cleanup(lambda: (programs.forget(listener), programs.forget(start)))
 
 

@@ -97,3 +97,35 @@ def test_backcheck_check_runs_on_the_workers_that_fit_unless_told(monkeypatch, t
         cli.main(["check", "--out", str(tmp_path), *extra])
         argv = seen.pop()
         assert (argv[argv.index("-n"):argv.index("-n") + 2] if "-n" in argv else None) == expect, argv
+
+
+def test_tests_that_need_no_reference_program_run_first(tmp_path):
+    """The perceptron's exact-arithmetic tests come first in the suite's order (a cold run's
+    first results while the programs compile); every other test keeps its order."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "properties", "--collect-only", *COMMON], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    files = [i.split("::")[0] for i in ids]
+    k = files.count("properties/test_perceptron.py")
+    assert k > 0 and set(files[:k]) == {"properties/test_perceptron.py"}, (files[:k + 1], proc.stdout[-2000:], proc.stderr[-2000:])
+    rest = [f for f in files if f != "properties/test_perceptron.py"]
+    assert rest == sorted(rest, key=lambda f: sorted(set(rest)).index(f)), "the others keep their file order"
+
+
+def test_programs_start_compiling_at_collection_when_the_first_tests_need_none(monkeypatch):
+    """With no-program tests first, the reference programs are started at once (nothing would
+    be compiling while those run otherwise); a run that starts with a program-using test starts
+    them on first need, and a run of no-program tests alone never starts them."""
+    import types
+    import backcheck.plugin as plugin
+    from reference import jax_ref, programs
+    started, deferred = [], []
+    monkeypatch.setattr(jax_ref, "prepare", lambda *a, **k: started.append(a) or 6)
+    monkeypatch.setattr(programs, "when_needed", deferred.append)
+    config = types.SimpleNamespace(_backcheck_progress=None, add_cleanup=lambda f: None)
+    plugin._prepare_programs(config, now=True)
+    assert len(started) == 1 and deferred == []
+    plugin._prepare_programs(config, now=False)
+    assert len(started) == 1 and len(deferred) == 1
+    deferred[0]()
+    assert len(started) == 2
