@@ -349,6 +349,8 @@ def pytest_collection_finish(session):
     config = session.config
     if _is_controller(config) or not any(os.path.dirname(str(i.path)) == _SUITE for i in session.items):
         return   # programs ahead and progress are for runs of backcheck's property suite
+    if config.option.collectonly:
+        return   # nothing will run: no programs, no "0 tests" line
     _show_progress(config, len(session.items))
     items = session.items
     _prepare_programs(config, now=_needs_no_program(items[0]) and not all(map(_needs_no_program, items)))

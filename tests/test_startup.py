@@ -108,6 +108,7 @@ def test_tests_that_need_no_reference_program_run_first(tmp_path):
     files = [i.split("::")[0] for i in ids]
     k = files.count("properties/test_perceptron.py")
     assert k > 0 and set(files[:k]) == {"properties/test_perceptron.py"}, (files[:k + 1], proc.stdout[-2000:], proc.stderr[-2000:])
+    assert "backcheck: 0 tests" not in proc.stdout, "a collect-only run prints no progress summary"
     rest = [f for f in files if f != "properties/test_perceptron.py"]
     assert rest == sorted(rest, key=lambda f: sorted(set(rest)).index(f)), "the others keep their file order"
 
