@@ -333,21 +333,22 @@ _SUITE = os.path.dirname(os.path.abspath(profiles.__file__))   # the properties 
 _NO_PROGRAM = ("test_perceptron.py",)
 
 
+def _in_suite(item) -> bool:
+    return os.path.dirname(str(item.path)) == _SUITE
+
+
 def _needs_no_program(item) -> bool:
-    return os.path.dirname(str(item.path)) == _SUITE and item.path.name in _NO_PROGRAM
+    return _in_suite(item) and item.path.name in _NO_PROGRAM
 
 
 def pytest_collection_modifyitems(session, config, items):
-    # the same order in every xdist worker (the scheduler requires one), so no randomness here
-    first = [i for i in items if _needs_no_program(i)]
-    if first and len(first) < len(items):
-        rest = [i for i in items if not _needs_no_program(i)]
-        items[:] = first + rest
+    # a stable sort: the same order in every xdist worker (its scheduler requires one)
+    items.sort(key=lambda i: not _needs_no_program(i))
 
 
 def pytest_collection_finish(session):
     config = session.config
-    if _is_controller(config) or not any(os.path.dirname(str(i.path)) == _SUITE for i in session.items):
+    if _is_controller(config) or not any(map(_in_suite, session.items)):
         return   # programs ahead and progress are for runs of backcheck's property suite
     if config.option.collectonly:
         return   # nothing will run: no programs, no "0 tests" line

@@ -173,10 +173,8 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
         at = jnp.where(maxout, tie, kinked & (jnp.abs(zd) <= zone[:, 0, :]))
         h_new = jnp.where(maxout, pieces_h, dense)
         zmax = jnp.where(maxout, jnp.max(jnp.where(pmask[None, :, None], z, -jnp.inf), axis=1), zd)
-        if pieces < K:   # the other pieces' zones: never read for a layer that is not maxout
-            zabs_all = jnp.concatenate([zabs, jnp.zeros((zabs.shape[0], K - pieces, H), zabs.dtype)], axis=1)
-        else:
-            zabs_all = zabs
+        # zones of the pieces not computed: zeros, never read for a layer that is not maxout
+        zabs_all = jnp.pad(zabs, ((0, 0), (0, K - pieces), (0, 0)))
         return (h_new, zmax, jnp.max(zabs, axis=1)), (jnp.where(mask, pat, 0), jnp.sum(mask & at), zabs_all)
 
     def run_layer(carry, xs):
@@ -184,7 +182,8 @@ def _forward(Wp, bp, eps, X, Y, meta, side, entry=None, zones=None):
         # on the run-time flag: the FD evaluations of a maxout network were 2.5-3x a dense one's)
         if K == 1:
             return body(1, carry, xs)
-        return lax.cond(xs[5], partial(body, K), partial(body, 1), carry, xs)
+        is_maxout_layer = xs[5]   # the layer's `maxout` flag (body's unpacking of xs)
+        return lax.cond(is_maxout_layer, partial(body, K), partial(body, 1), carry, xs)
 
     def layer(carry, xs):
         # a layer past the network's depth is skipped at run time (lax.cond, not a masked
