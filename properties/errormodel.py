@@ -18,7 +18,11 @@ correct implementation in a dtype with unit roundoff u is bounded, to first orde
   activation's slope). The outputs' forward error reaches dloss/dy through the loss's Jacobian,
   a smooth f'(z) through |f''/f'| <= 2, and dC/dW through the error of h.
 * underflow: c N tiny (tiny: the dtype's smallest normal number), since a float32 implementation
-  flushes to zero what float64 still resolves (e.g. σ(-100)).
+  flushes to zero what float64 still resolves (e.g. σ(-100)); and c tiny on every delta dC/dz,
+  carried down the backward pass like its other errors: a delta below tiny is flushed to zero by
+  one correct implementation (XLA on the CPU) and kept subnormal by another (NumPy), and a large
+  input |h| then multiplies the difference (bce's σ(-709) = 1.06e-308 times an h of -472 is a
+  dC/dW of -5.0e-306 in NumPy, 0 in JAX).
 
 FORMULAS — the derivative forms correct code really uses; the model bounds the worst of them, so
 every one of them passes while a wrong derivative still fails (tests/zoo/ holds one of each):
@@ -161,6 +165,7 @@ def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
     sens = float(np.sum(d_out * zfwd[-1])) + float(np.sum(M * (np.abs(hs[-1]) + np.abs(Y))))
     cost_tol = c * u * (cost_abs + sens) + c * np.finfo(dt).tiny
     E = _loss_error(spec.loss, hs[-1], Y, c * u * z_out) / N   # absolute error of the incoming
+    flush = c * np.finfo(dt).tiny   # a delta's underflow: flushed to zero or kept subnormal (docstring)
     A_parts, S_parts, delta_tol = [None] * spec.depth, [None] * spec.depth, [None] * spec.depth
     for k in reversed(range(spec.depth)):
         layer, (W, _) = spec.layers[k], params[k]
@@ -175,6 +180,7 @@ def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
             delta_err = delta_err + SAT_ABS_ERROR * u * abs(layer.param) * M * (ds[k] != 1)
         if layer.activation in SMOOTH_ACTS:
             delta_err = delta_err + CURVATURE * c * u * zfwd[k] * delta_abs
+        delta_err = delta_err + flush
         delta_tol[k] = c * u * delta_abs + delta_err
         h_prev = np.abs(hs[k])
         h_err = c * u * hfwd[k]   # forward error of the layer's input
