@@ -172,12 +172,11 @@ class Context:
             return differ
         # two or more units on kinks: a correct implementation may take the left side at one and
         # the right at another, and the all-left and all-right gradients can agree where such a
-        # mixed choice does not: the jumps cancel (two loss terms with opposite labels: 0 + 0 =
-        # -t1 - t2 = 0, and a mixed choice gives ±1). Exact cancellation leaves an exact 0 on both
-        # sides of an entry some path reaches (Σ|terms| > 0): those are kink entries too. (An entry
-        # 0 on both sides is undecided anyway when the implementation says 0 as well.)
-        both_zero = (self.ref.flat == 0) & (self.ref.flat_other_side == 0)
-        return differ | (both_zero & (self.tolerances[2] > 0))
+        # mixed choice does not (two perceptron terms with opposite labels and equal inputs: 0 + 0
+        # = -t1 h - t2 h, and a mixed choice gives ±h, with or without λW beside it): every entry
+        # a unit on a kink reaches is a kink entry (errormodel.kink_reach)
+        jumps = [o - d for o, d in zip(self.ref.deltas_other_side, self.ref.deltas)]
+        return differ | errormodel.kink_reach(self.spec, self.case.params, self.case.X, jumps)
 
     @cached_property
     def recheck(self):

@@ -195,6 +195,45 @@ def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
                  [c * u * z + tiny for z in zfwd], [c * u * h + tiny for h in hfwd[1:]], cost_tol)
 
 
+def kink_reach(spec: NetworkSpec, params, X, jumps) -> np.ndarray:
+    """Which gradient entries (flat, spec.flatten order) some unit on a kink reaches: the ones a
+    correct implementation's choice of side there can move. `jumps[j]` is |δ_j at the other side
+    - δ_j| (N, rows_j): the reference's all-left against all-right deltas, per sample. The two
+    whole-network gradients can agree where a mixed choice (one unit left, another right) does
+    not: jumps that cancel across samples (two perceptron terms with opposite labels and equal
+    inputs) or across units. So the jumps are carried down on absolute values, per sample, as the
+    error model carries its terms: through |W| and the larger one-sided slope of a unit within its
+    forward error of a kink (a tied maxout piece may win); an entry is reached where that is > 0."""
+    dt = np.dtype(spec.dtype)
+    N = X.shape[0]
+    cu = rounding_factor(spec, N) * unit_roundoff(dt)
+    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
+    hs, slopes = [np.asarray(X, np.float64)], []
+    for layer, (W, b) in zip(spec.layers, params):
+        z = hs[-1] @ W.T + b
+        zone = cu * (np.abs(hs[-1]) @ np.abs(W).T + np.abs(b))
+        if layer.activation == "maxout":
+            h, d = _maxout(z, layer.pieces)
+            zg, zoneg = z.reshape(N, -1, layer.pieces), zone.reshape(N, -1, layer.pieces)
+            slopes.append((zg >= zg.max(axis=2, keepdims=True) - zoneg).reshape(z.shape).astype(float))
+        else:
+            h, d = _activation(layer.activation, layer.param, z)
+            slopes.append(_slope_bound(layer, z, d, np.abs(z) <= zone))
+        hs.append(h)
+    parts, R = [], None
+    for k in reversed(range(spec.depth)):
+        layer = spec.layers[k]
+        Rk = np.abs(jumps[k])
+        if R is not None:
+            incoming = R @ np.abs(params[k + 1][0])
+            if layer.activation == "maxout":
+                incoming = np.repeat(incoming, layer.pieces, axis=1)
+            Rk = Rk + incoming * slopes[k]
+        parts.insert(0, np.concatenate([(Rk.T @ np.abs(hs[k])).ravel(), Rk.sum(0)]))
+        R = Rk
+    return np.concatenate(parts) > 0
+
+
 def gradient_tolerance(spec: NetworkSpec, params, X, Y, dtype=None):
     """(tol, A, delta_tol) of `model`: the per-entry absolute error bound, the absolute-value
     gradient, and per layer the error bound of the deltas dC/dz (N, rows)."""

@@ -4,7 +4,8 @@ for gradients, reference.fd.cost_rounding for costs) plus the derivations below.
 
 gd_step       One GD step is theta - eta grad C (seeds 000, 001) *bit for bit*: the rule and the
               expectation apply the same two roundings (eta * g, then theta - that) to the same
-              gradient, so any difference is a wrong rule. Needs reproducible gradients (checked).
+              gradient, the one the implementation returned to the rule for these inputs, so any
+              difference is a wrong rule (reproducible gradients or not).
 
 minibatch     A minibatch step uses the mean of the per-sample gradients (seed 001). The rule's
               step s = fl(theta - fl(eta g_B)) uses the implementation's gradient on the minibatch;
@@ -90,22 +91,55 @@ def _step_flat(step, impl, case: Case, lr, batch=None) -> np.ndarray:
         raise PluginError(_name(impl), "train_step", f"raised {type(e).__name__}: {e}") from e
 
 
+class _Given:
+    """The implementation as a training rule sees it: every gradients() call goes through, and
+    what it returned for exactly the case's inputs is kept, the gradient the rule was given."""
+
+    def __init__(self, impl, case: Case):
+        self._impl, self._case, self.grads = impl, case, []
+
+    def __getattr__(self, name):
+        return getattr(self._impl, name)
+
+    def gradients(self, spec, params, X, Y):
+        c = self._case
+        same = (spec == c.spec and np.array_equal(X, c.X) and np.array_equal(Y, c.Y) and len(params) == len(c.params)
+                and all(np.array_equal(W, cW) and np.array_equal(b, cb) for (W, b), (cW, cb) in zip(params, c.params)))
+        out = self._impl.gradients(spec, params, X, Y)
+        if same:
+            self.grads.append(flatten(out[1]).astype(np.float64))
+        return out
+
+
 def check_gd_step(impl, case: Case, lr: float, step=train_step) -> Verdict:
-    """gd_step: the rule's GD step equals theta - eta g bit for bit (see the module docstring), for
-    an implementation whose gradients are reproducible bit for bit. One that sums in a different
-    order on each call (a scalar engine walking a set) cannot be held to the bit: its step is held
-    to theta - eta g within the gradient's reassociation (2 tol, as full_batch) and the step's
-    own rounding. Reproducibility is probed before the step and, after a mismatch, again: the
-    step's own call may be the one that summed differently."""
+    """gd_step: the rule's GD step equals theta - eta g bit for bit (see the module docstring), g
+    the gradient the implementation gave the rule for these very inputs (_Given): so it holds
+    whether or not the implementation's gradients are reproducible bit for bit (a scalar engine
+    walking a set sums in a new order on most calls, not all: probing reproducibility beforehand
+    was a false alarm when the probes agreed and the rule's own call did not). A rule that gets
+    its gradient some other way is held to the implementation's g: bit for bit when that is
+    reproducible, else within the gradient's reassociation (2 tol, as full_batch) and the step's
+    own rounding; reproducibility is probed before the step and, after a mismatch, again."""
     t0, rule, who = time.perf_counter(), "gd_step", _name(impl)
     try:
         ctx = Context(impl, case)
         _, g = ctx.impl_result
         reproducible = np.array_equal(g, Context(impl, case).impl_result[1])
-        got = _step_flat(step, impl, case, lr)
+        given = _Given(impl, case)
+        got = _step_flat(step, given, case, lr)
     except PluginError as e:
         return _verdict(ERROR, rule, who, case.describe(), str(e), case.spec)
     dt = np.dtype(case.spec.dtype)        # the rule's arithmetic is in the spec's dtype: so is this
+    for g_given in given.grads:
+        expected = (flatten(case.params) - lr * g_given.astype(dt)).astype(np.float64)
+        v = compare(CHECK, case.spec, got, expected, 0.0, implementation=who)
+        if v.status == PASSED:
+            break
+    if given.grads:
+        return _finish(v, rule, case.describe(), t0, f"one GD step with eta={lr:g} is theta - eta grad C bit for bit, "
+                       "grad C as the implementation gave it to the step" if v.status == PASSED else
+                       "the GD step is not theta - eta grad C bit for bit, grad C as the implementation gave it to the "
+                       "step", lr=lr)
     expected = (flatten(case.params) - lr * g.astype(dt)).astype(np.float64)
     v = compare(CHECK, case.spec, got, expected, 0.0, implementation=who)
     if v.status != PASSED and reproducible:

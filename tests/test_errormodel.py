@@ -215,3 +215,25 @@ def test_a_delta_below_the_smallest_normal_is_an_underflow_not_a_wrong_gradient(
     # the term is the dtype's underflow level, nothing more: a delta of normal size stays decided
     m = errormodel.model(spec, case.params, case.X, case.Y)
     assert np.all(m.tol < 1e-300)
+
+
+def test_jumps_that_cancel_across_samples_still_make_kink_entries():
+    """thorough profile, float32 zoo member: four perceptron terms of ~1e-8 all sit on their kink
+    in float32, and hidden unit 11 has W1 = 0, so its h is the same for every sample. With labels
+    -1, 1, 1, -1 the all-left and all-right gradients of W2[0, 11] are both λW (the jumps -t h / N
+    cancel); the member's mixed choice (three terms active) gives -2.3e-4. Was failed (rel err 1
+    vs bound 1.35e-05): every entry a unit on a kink reaches is a kink entry."""
+    from properties.strategies import case_of
+    spec = NetworkSpec(1, (Layer(14, "identity"), Layer(1, "identity")), "perceptron", 0.1, "float32")
+    case = case_of(spec, 4, "tiny", True, 1)
+    ctx = Context(_float32_zoo_member(), case)
+    entry = 14 + 14 + 11   # layer 2 W[0, 11] in the flat order
+    assert ctx.ref.on_kink == 4 and ctx.ref.flat[entry] == ctx.ref.flat_other_side[entry]
+    assert abs(ctx.impl_result[1][entry] - ctx.ref.flat[entry]) > 1e-4   # the difference is real
+    assert ctx.kink_entries[entry]
+    v = run_check(ctx, "vs_jax")
+    assert v.status == "passed", v.summary()
+    # what no unit on a kink reaches stays decided: W1 and b1 of the hidden units W2 gives no weight
+    reach = errormodel.kink_reach(spec, case.params, case.X, [np.zeros((4, 14)), np.ones((4, 1))])
+    W2 = case.params[1][0].ravel()
+    assert not reach[:28][np.tile(W2 == 0, 2)].any() and reach[:28][np.tile(W2 != 0, 2)].all()
