@@ -10,7 +10,13 @@ catches what in-process validation cannot:
   error of kind "timeout", and the next call starts a new worker;
 - a worker that dies (os._exit, a segfault, the OOM killer): an error of kind "crashed", and
   the next call starts a new worker;
-- a reply bigger than MAX_MESSAGE_BYTES is refused by the worker before it is sent.
+- a reply bigger than MAX_MESSAGE_BYTES is refused by the worker before it is sent;
+- a worker grown past RECYCLE_BYTES resident (looked at between calls, at most every RSS_EVERY
+  seconds; Linux) is replaced by a fresh one before the next call, which is no error. A plug-in
+  that keeps one compiled program per network, as `jax.jit` does, grows by ~4.5 MB a network
+  (tests/zoo/jax_user.py: 2.8 GB after 600), and the thorough profile draws thousands: two such
+  workers died of SIGSEGV inside the unwinder (libgcc_s) after 500-850 s, reported as the
+  plug-in's crash, which a fresh run of the same case did not reproduce.
 
 After GIVE_UP_AFTER crashes or timeouts in a row, later calls fail at once instead of paying
 a timeout each, so a hanging plug-in cannot stall the rest of the run; their message keeps the
@@ -51,6 +57,8 @@ DEFAULT_TIMEOUT = 30.0       # seconds per call
 LOAD_TIMEOUT = 120.0         # importing the plug-in in a fresh interpreter (it may import jax, torch...)
 MAX_MESSAGE_BYTES = 64 << 20
 GIVE_UP_AFTER = 3
+RECYCLE_BYTES = 2 << 30      # a worker's resident size past which it is replaced between calls
+RSS_EVERY = 1.0              # seconds between looks at it (a look costs ~20 us)
 FLUSH_EVERY = 0.005          # seconds of work per reply message in a batch
 SLOW_CASE = 0.1              # seconds after which the worker says which case is running
 CALLS = ("gradients", "intermediates", "perceptron")
@@ -283,6 +291,15 @@ def _cause(code) -> str:
     return f"exited with code {code}" if text.startswith("exit code") else text
 
 
+def _resident_bytes(pid: int) -> int | None:
+    """A process's resident size from /proc (None where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _capabilities(pickled: bytes, as_dict: dict) -> Capabilities:
     # A Capabilities subclass defined inside a plug-in file cannot be unpickled here; fall
     # back to the base class with the same declared fields.
@@ -326,7 +343,9 @@ class IsolatedImplementation:
         self._running = None         # the case the worker last said was running long
         self._inflight = None        # submit_gradients: the call in flight
         self._gave_up: PluginError | None = None
-        self.restarts = 0
+        self.restarts = 0            # workers started after the first, for any reason
+        self.recycled = 0            # ... of them because the last one had grown past RECYCLE_BYTES
+        self._last_look = -math.inf
         self.name, self.capabilities = source, None
         self.name, self.capabilities = self._start()
         if self.capabilities.intermediates:
@@ -445,6 +464,7 @@ class IsolatedImplementation:
         error that the first case gets."""
         self._inbox.clear()
         self._running = None
+        self._recycle_if_grown()
         for _ in range(2):
             proc = self._handle[0]
             if proc is None or not proc.is_alive():
@@ -464,6 +484,18 @@ class IsolatedImplementation:
                 self._reap()
         return self._failed(call, CRASHED, "crashed: the worker process died before it read the call",
                             "died before it read the call")
+
+    def _recycle_if_grown(self) -> None:
+        """Between calls: stop a worker grown past RECYCLE_BYTES, so _send starts a fresh one."""
+        now = time.monotonic()
+        proc = self._handle[0]
+        if proc is None or now - self._last_look < RSS_EVERY:
+            return
+        self._last_look = now
+        size = _resident_bytes(proc.pid)
+        if size is not None and size > RECYCLE_BYTES:
+            _shutdown(self._handle)
+            self.recycled += 1
 
     def _receive(self, call, i: int, sure: bool):
         """The reply to case i of the batch in flight, a PluginError for a timeout or crash that

@@ -298,3 +298,25 @@ def test_run_with_bad_implementations_completes(tmp_path):
     # the one-line messages, not tracebacks, are what pytest shows
     assert "implementation 'bad-nan' gradients(): returned NaN in layer 2 W[0,1]" in proc.stdout
     assert "Traceback" not in proc.stdout
+
+
+def test_a_worker_grown_past_the_limit_is_replaced_between_calls(monkeypatch):
+    """A plug-in that keeps 40 MB per call (as jax.jit keeps a program per network) gets a fresh
+    worker once its old one has grown past RECYCLE_BYTES: every call answered right, no error,
+    no crash counted."""
+    impl = load(f"{PLUGINS}/grows.py:IMPL", isolate=True)
+    try:
+        cases = _cases((5, 6))
+        _assert_good(impl.gradients(*cases[0]), cases[0])
+        first = impl._handle[0].pid
+        base = isolation._resident_bytes(first)
+        assert base is not None and base > 40 << 20
+        monkeypatch.setattr(isolation, "RECYCLE_BYTES", base + (100 << 20))
+        monkeypatch.setattr(isolation, "RSS_EVERY", 0.0)
+        for k in range(6):
+            case = cases[k % 2]
+            _assert_good(impl.gradients(*case), case)
+        assert impl.recycled >= 1 and impl.restarts == impl.recycled and impl._handle[0].pid != first
+        assert not impl._streak and impl._gave_up is None
+    finally:
+        impl.close()
