@@ -135,40 +135,74 @@ class Model:
 def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
     """The error model of a correct implementation computing (params, X, Y) in `dtype` (default:
     the spec's); see the module docstring."""
+    return model_many(spec, [params], [X], [Y], dtype)[0]
+
+
+def model_many(spec: NetworkSpec, params_list, Xs, Ys, dtype=None) -> list[Model]:
+    """`model` of several cases of one spec and batch size (the draws of one Hypothesis example,
+    properties.test_properties) in one pass: the samples of all draws are stacked as rows, so the
+    per-sample work (activations, loss terms, every elementwise step) runs once for all of them,
+    and products and sums over samples are taken per draw. Its overhead is paid once, not per
+    draw, and each draw's model is bit for bit the one it gets alone (tests/test_errormodel.py):
+    a reproducer rerunning one case finds the suite's bounds exactly."""
     dt = np.dtype(dtype or spec.dtype)
     u = unit_roundoff(dt)
-    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
-    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    N = X.shape[0]
+    S = len(params_list)
+    Ws = [np.stack([np.asarray(p[k][0], np.float64) for p in params_list]) for k in range(spec.depth)]
+    bs = [np.stack([np.asarray(p[k][1], np.float64) for p in params_list]) for k in range(spec.depth)]
+    X = np.concatenate([np.asarray(x, np.float64) for x in Xs])    # (S N, n_in): draw s is rows s N ...
+    Y = np.concatenate([np.asarray(y, np.float64) for y in Ys])
+    N = X.shape[0] // S
     c = rounding_factor(spec, N)
+
+    def draws(a):           # rows -> (S, N, columns)
+        return a.reshape(S, N, -1)
+
+    def rows(a):            # (S, N, columns) -> rows
+        return a.reshape(S * N, -1)
+
+    def times(a, B):        # each draw's rows times its own matrix (S, k, m)
+        return rows(draws(a) @ B)
+
+    def outer(a, b):        # Σ_n a[n]ᵀ b[n] per draw: (S, columns of a, columns of b)
+        return np.swapaxes(draws(a), 1, 2) @ draws(b)
+
+    def total(a):           # each draw's sum of all its entries: (S,)
+        return a.reshape(S, -1).sum(axis=1)
+
     hs, ds, zfwd, hfwd = [X], [], [], [np.zeros_like(X)]
-    for layer, (W, b) in zip(spec.layers, params):
-        z = hs[-1] @ W.T + b
-        absW = np.abs(W)
-        zf = np.abs(hs[-1]) @ absW.T + np.abs(b) + hfwd[-1] @ absW.T
+    for layer, W, b in zip(spec.layers, Ws, bs):
+        Wt, absWt = np.swapaxes(W, 1, 2), np.swapaxes(np.abs(W), 1, 2)
+        z = rows(draws(hs[-1]) @ Wt + b[:, None, :])
+        zf = rows(draws(np.abs(hs[-1])) @ absWt + np.abs(b)[:, None, :] + draws(hfwd[-1]) @ absWt)
         h, d = _maxout(z, layer.pieces) if layer.activation == "maxout" else _activation(layer.activation, layer.param, z)
         slope = _slope_bound(layer, z, d, np.abs(z) <= c * u * zf)
         hf = slope * zf
         if layer.activation == "maxout":
-            hf = hf.reshape(N, -1, layer.pieces).max(axis=2)
+            hf = hf.reshape(S * N, -1, layer.pieces).max(axis=2)
         own = LIBM_ULPS if layer.activation in SMOOTH_ACTS else 1.0   # f's own error: a few ulp of |h|
         hs.append(h), ds.append(d), zfwd.append(zf), hfwd.append(hf + own * np.abs(h) / c)
     M = _loss_terms(spec.loss, hs[-1], Y) / N          # |incoming| at the output
     z_out = zfwd[-1]
     if spec.layers[-1].activation == "maxout":
-        z_out = z_out.reshape(N, -1, spec.layers[-1].pieces).max(axis=2)
+        z_out = z_out.reshape(S * N, -1, spec.layers[-1].pieces).max(axis=2)
     # the cost: its own terms, the loss's internal cancellation (|y| + |t| against each term of
     # dloss/dy) and the outputs' forward error through |dC/dz|
-    reg = 0.5 * spec.l2 * sum(float(np.sum(W * W)) for W, _ in params)
-    cost_abs = float(np.sum(np.abs(_loss(spec.loss, hs[-1], Y)[0]))) / N + reg
+    squares = [total(W * W) for W in Ws]
+    losses = total(np.abs(_loss(spec.loss, hs[-1], Y)[0]))
     d_out = np.abs(ds[-1]) * (np.repeat(M, spec.layers[-1].pieces, axis=1) if spec.layers[-1].activation == "maxout" else M)
-    sens = float(np.sum(d_out * zfwd[-1])) + float(np.sum(M * (np.abs(hs[-1]) + np.abs(Y))))
-    cost_tol = c * u * (cost_abs + sens) + c * np.finfo(dt).tiny
+    sens_out, sens_loss = total(d_out * zfwd[-1]), total(M * (np.abs(hs[-1]) + np.abs(Y)))
+    cost_tols = []
+    for s in range(S):
+        reg = 0.5 * spec.l2 * sum(float(q[s]) for q in squares)
+        cost_abs = float(losses[s]) / N + reg
+        sens = float(sens_out[s]) + float(sens_loss[s])
+        cost_tols.append(c * u * (cost_abs + sens) + c * np.finfo(dt).tiny)
     E = _loss_error(spec.loss, hs[-1], Y, c * u * z_out) / N   # absolute error of the incoming
     flush = c * np.finfo(dt).tiny   # a delta's underflow: flushed to zero or kept subnormal (docstring)
     A_parts, S_parts, delta_tol = [None] * spec.depth, [None] * spec.depth, [None] * spec.depth
     for k in reversed(range(spec.depth)):
-        layer, (W, _) = spec.layers[k], params[k]
+        layer, W = spec.layers[k], Ws[k]
         if layer.activation == "maxout":
             M, E = np.repeat(M, layer.pieces, axis=1), np.repeat(E, layer.pieces, axis=1)
         d = np.abs(ds[k])
@@ -184,15 +218,23 @@ def model(spec: NetworkSpec, params, X, Y, dtype=None) -> Model:
         delta_tol[k] = c * u * delta_abs + delta_err
         h_prev = np.abs(hs[k])
         h_err = c * u * hfwd[k]   # forward error of the layer's input
-        A_parts[k] = (delta_abs.T @ h_prev + spec.l2 * np.abs(W), delta_abs.sum(0))
-        S_parts[k] = (delta_err.T @ h_prev + delta_abs.T @ h_err, delta_err.sum(0))
-        M, E = delta_abs @ np.abs(W), delta_err @ np.abs(W)
-    A = np.concatenate([np.concatenate([a.ravel(), b.ravel()]) for a, b in A_parts])
-    S = np.concatenate([np.concatenate([a.ravel(), b.ravel()]) for a, b in S_parts])
+        A_parts[k] = (outer(delta_abs, h_prev) + spec.l2 * np.abs(W), draws(delta_abs).sum(axis=1))
+        S_parts[k] = (outer(delta_err, h_prev) + outer(delta_abs, h_err), draws(delta_err).sum(axis=1))
+        absW = np.abs(W)
+        M, E = times(delta_abs, absW), times(delta_err, absW)
+
+    def flat(parts):        # (S, P): each draw's entries in spec.flatten order
+        return np.concatenate([x.reshape(S, -1) for a, b in parts for x in (a, b)], axis=1)
+    A, S_ = flat(A_parts), flat(S_parts)
     # underflow: every product and sum may flush to zero below the dtype's smallest normal
     tiny = c * np.finfo(dt).tiny * N
-    return Model(c * u * A + S + tiny, A, [d + tiny for d in delta_tol], zfwd[-1],
-                 [c * u * z + tiny for z in zfwd], [c * u * h + tiny for h in hfwd[1:]], cost_tol)
+    tol = c * u * A + S_ + tiny
+    delta_tol = [d + tiny for d in delta_tol]
+    z_err = [c * u * z + tiny for z in zfwd]
+    h_err = [c * u * h + tiny for h in hfwd[1:]]
+    return [Model(tol[s], A[s], [d[s * N:(s + 1) * N] for d in delta_tol], zfwd[-1][s * N:(s + 1) * N],
+                  [z[s * N:(s + 1) * N] for z in z_err], [h[s * N:(s + 1) * N] for h in h_err], cost_tols[s])
+            for s in range(S)]
 
 
 def kink_reach(spec: NetworkSpec, params, X, jumps) -> np.ndarray:

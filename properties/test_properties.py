@@ -9,9 +9,10 @@ evenly over the losses it declares (`examples_per_loss`): an implementation decl
 gets all of them on that loss, as many as the built-in gets over its seven. Each example is one
 architecture and batch size carrying `DRAWS[check]` parameter sets and batches (a list of
 cases, strategies.batches_for), whose reference gradients come from one vectorized call
-(jax_ref.gradients_many): Hypothesis still explores and shrinks the architectures, and its
-per-example cost is paid once per list. The finite-difference properties take one case per
-example: their time goes into the perturbed evaluations, which no batching shares.
+(jax_ref.gradients_many) and whose error models from one pass (errormodel.model_many):
+Hypothesis still explores and shrinks the architectures, and its per-example cost is paid once
+per list. The finite-difference properties take one case per example: their time goes into the
+perturbed evaluations (~2 µs each, 4 per parameter), which batching does not share.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.control import current_build_context
 
+from properties import errormodel
 from properties.checks import Context, run_check
 from properties.strategies import batches_for, cases, skip_undeclared, undeclared
 from reference import jax_ref
@@ -31,7 +33,11 @@ from reference.spec import LOSSES
 # tests in file order, so the short ones are left to fill the end of the run instead of one
 # long test running alone.
 per_loss = pytest.mark.parametrize("loss", list(LOSSES))
-DRAWS = {"slide_fd": 1, "richardson": 1, "vs_fd": 1, "vs_jax": 4, "directional": 4, "intermediates": 4}
+# 8 cases an example where the reference is one vectorized call: the example's own cost
+# (Hypothesis's, ~1.2 ms here) is then ~0.15 ms a case (benchmarks/bench_properties.py). Not
+# more: every case is a call of the implementation, and a slow one (tests/zoo/scalar_engine.py,
+# a scalar autodiff engine) took 80 s for `backcheck check` at 4, 160 s at 16 for vs_jax.
+DRAWS = {"slide_fd": 1, "richardson": 1, "vs_fd": 1, "vs_jax": 8, "directional": 4, "intermediates": 8}
 
 
 def examples_per_property() -> int:
@@ -68,12 +74,18 @@ def _check(impl, impl_spec, record, check, loss, needs=None):
 
 def _contexts(impl, cases, impl_spec):
     """A Context per case, made as each is checked (each starts its implementation call), with
-    the reference gradients of all the cases computed first, in one vectorized call."""
+    the reference gradients of all the cases computed first, in one vectorized call, and their
+    error models in one pass (errormodel.model_many: each the one the case gets alone)."""
     packs = [jax_ref.pack(c.spec, c.params, c.X, c.Y) for c in cases]
     refs = jax_ref.gradients_many(packs)
-    for case, packed, ref in zip(cases, packs, refs):
+    spec = cases[0].spec
+    args = ([c.params for c in cases], [c.X for c in cases], [c.Y for c in cases])
+    impl_models = errormodel.model_many(spec, *args, spec.dtype)
+    ref_models = impl_models if spec.dtype == "float64" else errormodel.model_many(spec, *args, "float64")
+    for case, packed, ref, models in zip(cases, packs, refs, zip(impl_models, ref_models)):
         ctx = Context(impl, case, impl_spec)
-        ctx.packed, ctx.ref = packed, ref   # what Context would compute on first use, already here
+        # what Context would compute on first use, already here
+        ctx.packed, ctx.ref, ctx.models = packed, ref, models
         yield ctx
 
 

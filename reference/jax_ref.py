@@ -40,7 +40,8 @@ _ACT_BRANCH = {"identity": 0, "relu": 1, "leaky_relu": 1, "abs": 1, "generalized
 _LOSS_BRANCH = {name: i for i, name in enumerate(LOSSES)}
 FD_CHUNK = 1024  # perturbed parameter sets per compiled call ...
 FD_BLOCK = 64    # ... evaluated FD_BLOCK at a time (_perturbed_costs)
-GRAD_SLOTS = 4   # networks of one architecture per gradient call (gradients_many)
+GRAD_SLOTS = 4   # networks of one architecture per gradient call (gradients_many) ...
+TINY_GRAD_SLOTS = 16   # ... in a tiny bucket, where 16 cost little more than 4 (0.04 ms a network, was 0.1)
 DIR_CHUNK = 16   # points along a direction per call (direction_costs)
 
 
@@ -235,7 +236,7 @@ def _value_and_grad(Wp, bp, eps, X, Y, meta, side):
 
 
 def _value_and_grad_many(Wp, bp, eps, X, Y, meta, side):
-    """_value_and_grad for GRAD_SLOTS parameter sets and batches of one architecture (leading
+    """_value_and_grad for grad_slots(bucket) parameter sets and batches of one architecture (leading
     axis) in one call: the vectorized kernels serve them all for little more than the fixed
     cost of one (benchmarks/bench_startup.py). One program serves a single network too (slot
     0, the other slots zeros): a second program for it would cost a compile for ~0.5 ms a call."""
@@ -304,12 +305,12 @@ def _run(call):
 
 
 def _gradient_call(packs: list, side: int):
-    """Up to GRAD_SLOTS packed networks of one architecture and batch size, one per slot."""
+    """Up to grad_slots(bucket) packed networks of one architecture and batch size, one per slot."""
     p = packs[0]
     assert all(q.meta is p.meta for q in packs), "one architecture and batch size per call"
 
     def stacked(name):
-        out = np.zeros((GRAD_SLOTS,) + getattr(p, name).shape)
+        out = np.zeros((grad_slots(p.bucket),) + getattr(p, name).shape)
         for k, q in enumerate(packs):
             out[k] = getattr(q, name)
         return out
@@ -370,14 +371,29 @@ def bucket_of(spec: NetworkSpec, n: int) -> Bucket:
     return _bucket(spec.depth, width, n, max(l.pieces for l in spec.layers))
 
 
+TINY = (4, 8)   # widths <= 4 with N <= 8: the tiny bucket (_bucket)
+
+
 def _bucket(depth: int, width: int, n: int, pieces: int) -> Bucket:
     # coarse ladders (depth 8, 16, ..., width 16, 64, 256, batch 32, 128, 512): every network the
     # property suite draws (depth <= 5, widths <= 16, N <= 32) fits one of two buckets, with and
     # without maxout, so its whole run needs a handful of programs. Padding costs little: layers
     # past the network's depth are skipped at run time (_forward), and below 16 units and 32
-    # samples a program's time is mostly its fixed cost.
+    # samples a program's time is mostly its fixed cost...
+    # ... except for the finite differences, whose evaluations are many: a network of widths <= 4
+    # on N <= 8 (every one Hypothesis starts and shrinks towards) in a 16-wide, 32-sample bucket
+    # computes 64x the products it needs, and its 4P perturbed costs took 3.7 ms against 0.6 ms in
+    # a 4-wide, 8-sample one (gradients 0.62 against 0.39 ms a call, directions 0.71 against 0.33).
+    # So such networks get the tiny bucket: one more rung, a bucket (and three programs) more.
+    if width <= TINY[0] and n <= TINY[1]:
+        return Bucket(depth=_up(depth, 8), width=TINY[0], batch=TINY[1], pieces=1 if pieces == 1 else _up(pieces, 4))
     return Bucket(depth=_up(depth, 8), width=_up(width, 16, 4), batch=_up(n, 32, 4),
                   pieces=1 if pieces == 1 else _up(pieces, 4))
+
+
+def grad_slots(bucket: Bucket) -> int:
+    """Networks per gradient call in this bucket (gradients_many)."""
+    return TINY_GRAD_SLOTS if (bucket.width, bucket.batch) == TINY else GRAD_SLOTS
 
 
 def buckets_covering(max_depth: int, max_width: int, max_batch: int, max_pieces: int = 1) -> list[Bucket]:
@@ -520,10 +536,11 @@ class ReferenceResult:
 
 def _grads_at(packs: list, side: int) -> list:
     """(cost, on_kink, output sensitivity, loss cancellation, flat gradient, deltas) for each of
-    `packs` (one architecture and batch size), GRAD_SLOTS per call."""
+    `packs` (one architecture and batch size), grad_slots(bucket) per call."""
     out = []
-    for s in range(0, len(packs), GRAD_SLOTS):
-        chunk = packs[s:s + GRAD_SLOTS]
+    slots = grad_slots(packs[0].bucket) if packs else 1
+    for s in range(0, len(packs), slots):
+        chunk = packs[s:s + slots]
         # np.asarray per output: jax.device_get is slower on small results
         outputs = [np.asarray(o) for o in _run(_gradient_call(chunk, side))]
         out += [_unpack_gradient(p, *(o[k] for o in outputs)) for k, p in enumerate(chunk)]
@@ -554,7 +571,7 @@ def gradients_packed(p: Packed) -> ReferenceResult:
 
 def gradients_many(packs: list) -> list[ReferenceResult]:
     """gradients_packed of each of `packs`, which share one spec and batch size (e.g. several
-    parameter sets and batches drawn for one architecture), GRAD_SLOTS networks per call."""
+    parameter sets and batches drawn for one architecture), grad_slots(bucket) networks per call."""
     results = []
     for p, (cost, on_kink, sens, cancel, flat, deltas) in zip(packs, _grads_at(packs, 0)):
         results.append(ReferenceResult(cost, unflatten(p.spec, flat), deltas, flat, on_kink, output_sensitivity=sens,

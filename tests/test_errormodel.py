@@ -237,3 +237,31 @@ def test_jumps_that_cancel_across_samples_still_make_kink_entries():
     reach = errormodel.kink_reach(spec, case.params, case.X, [np.zeros((4, 14)), np.ones((4, 1))])
     W2 = case.params[1][0].ravel()
     assert not reach[:28][np.tile(W2 == 0, 2)].any() and reach[:28][np.tile(W2 != 0, 2)].all()
+
+
+MANY_SPECS = [NetworkSpec(3, (Layer(5, "tanh"), Layer(4, "elu", alpha=0.3), Layer(3, "identity")), "softmax_ce", 0.1),
+              NetworkSpec(4, (Layer(3, "maxout", pieces=3), Layer(2, "sigmoid")), "bce", 0.0, "float32"),
+              NetworkSpec(2, (Layer(6, "relu"), Layer(1, "softplus")), "hinge", 1e-3)]
+
+
+@pytest.mark.parametrize("spec", MANY_SPECS, ids=lambda s: s.describe())
+def test_a_draws_model_among_many_is_the_one_it_gets_alone(spec):
+    """model_many (the draws of one Hypothesis example in one pass) gives each draw exactly the
+    model it gets alone, in its dtype and in float64: a reproducer rerunning one case finds the
+    suite's bounds bit for bit."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for k in range(6):
+        params = params_for(spec, rng, (1.0, 8.0, 1e-3)[k % 3], zeros=k % 2 == 1)
+        cases.append((params, rng.standard_normal((5, spec.n_in)), targets(spec, rng, 5)))
+    for dtype in {spec.dtype, "float64"}:
+        many = errormodel.model_many(spec, *zip(*cases), dtype)
+        assert len(many) == len(cases)
+        for (params, X, Y), m in zip(cases, many):
+            alone = errormodel.model(spec, params, X, Y, dtype)
+            assert m.cost_tol == alone.cost_tol
+            for field in ("tol", "A", "zfwd_out"):
+                np.testing.assert_array_equal(getattr(m, field), getattr(alone, field))
+            for field in ("delta_tol", "z_err", "h_err"):
+                for a, b in zip(getattr(m, field), getattr(alone, field), strict=True):
+                    np.testing.assert_array_equal(a, b)

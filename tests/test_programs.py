@@ -199,21 +199,22 @@ def test_a_program_another_process_is_compiling_is_waited_for_and_loaded(tmp_pat
     assert held == {"loaded": 0, "compiled": 1}
 
 
-def test_the_property_suite_runs_on_six_programs():
-    """Every network the suite draws falls in one of two buckets (maxout or not): one gradient,
-    one perturbation and one direction program each."""
-    from hypothesis import HealthCheck, given, settings
+def test_the_property_suite_runs_on_twelve_programs():
+    """Every network the suite draws falls in one of four buckets (tiny or not, maxout or not):
+    one gradient, one perturbation and one direction program each."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
     from properties.strategies import cases, reference_buckets
     buckets = reference_buckets()
-    assert len(buckets) == 2 and {b.pieces for b in buckets} == {1, 4}
+    assert len(buckets) == 4 and {(b.pieces, b.width) for b in buckets} == {(1, 4), (4, 4), (1, 16), (4, 16)}
     seen = set()
 
     @settings(max_examples=300, database=None, suppress_health_check=list(HealthCheck), deadline=None)
-    @given(case=cases(dtypes=("float64", "float32")))
+    @given(case=st.one_of(cases(dtypes=("float64", "float32")),   # and as many within the tiny bucket
+                          cases(dtypes=("float64", "float32"), max_width=4, max_in=4, batch=st.integers(1, 8))))
     def drawn(case):
         seen.add(jax_ref.bucket_of(case.spec, case.X.shape[0]))
     drawn()
-    assert seen <= set(buckets) and len(seen) == 2
+    assert seen <= set(buckets) and len(seen) == 4
 
 
 def _case(spec, n, seed):
@@ -230,7 +231,8 @@ SPECS = [NetworkSpec(3, (Layer(5, "tanh"), Layer(2, "identity")), "mse", 0.1),
 def test_a_gradient_does_not_depend_on_its_slot_or_company(spec):
     """gradients_many: each network's result is the one it gets alone (so a reproducer
     rerunning one case finds the suite's numbers exactly)."""
-    packs = [jax_ref.pack(spec, *_case(spec, 7, s)) for s in range(jax_ref.GRAD_SLOTS + 2)]
+    slots = jax_ref.grad_slots(jax_ref.bucket_of(spec, 7))
+    packs = [jax_ref.pack(spec, *_case(spec, 7, s)) for s in range(slots + 2)]
     together = jax_ref.gradients_many(packs)
     for p, r in zip(packs, together):
         alone = jax_ref.gradients_packed(p)
