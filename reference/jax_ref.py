@@ -377,7 +377,7 @@ TINY = (4, 8)   # widths <= 4 with N <= 8: the tiny bucket (_bucket)
 def _bucket(depth: int, width: int, n: int, pieces: int) -> Bucket:
     # coarse ladders (depth 8, 16, ..., width 16, 64, 256, batch 32, 128, 512): every network the
     # property suite draws (depth <= 5, widths <= 16, N <= 32) fits one of two buckets, with and
-    # without maxout, so its whole run needs a handful of programs. Padding costs little: layers
+    # without maxout (and the tiny ones below), so its whole run needs a handful of programs. Padding costs little: layers
     # past the network's depth are skipped at run time (_forward), and below 16 units and 32
     # samples a program's time is mostly its fixed cost...
     # ... except for the finite differences, whose evaluations are many: a network of widths <= 4
