@@ -70,6 +70,16 @@ class Case:
             np.set_printoptions()
 
 
+def models_of(cases: list) -> list[tuple]:
+    """Context.models of each of `cases` (one spec and batch size: the draws of one example) in
+    one pass per dtype (errormodel.model_many: each case's models are the ones it gets alone)."""
+    spec = cases[0].spec
+    args = ([c.params for c in cases], [c.X for c in cases], [c.Y for c in cases])
+    impl = errormodel.model_many(spec, *args, spec.dtype)
+    ref = impl if spec.dtype == "float64" else errormodel.model_many(spec, *args, "float64")
+    return list(zip(impl, ref))
+
+
 _WRAPPERS: dict = {}
 
 
@@ -116,10 +126,7 @@ class Context:
     def models(self) -> tuple:
         """The error models (properties.errormodel) of the implementation's dtype and of the
         float64 reference (the same object for a float64 spec)."""
-        c = self.case
-        impl = errormodel.model(self.spec, c.params, c.X, c.Y, self.spec.dtype)
-        ref = impl if self.spec.dtype == "float64" else errormodel.model(self.spec, c.params, c.X, c.Y, "float64")
-        return impl, ref
+        return models_of([self.case])[0]
 
     @cached_property
     def tolerances(self):

@@ -22,8 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.control import current_build_context
 
-from properties import errormodel
-from properties.checks import Context, run_check
+from properties.checks import Context, models_of, run_check
 from properties.strategies import batches_for, cases, skip_undeclared, undeclared
 from reference import jax_ref
 from reference.spec import LOSSES
@@ -75,14 +74,10 @@ def _check(impl, impl_spec, record, check, loss, needs=None):
 def _contexts(impl, cases, impl_spec):
     """A Context per case, made as each is checked (each starts its implementation call), with
     the reference gradients of all the cases computed first, in one vectorized call, and their
-    error models in one pass (errormodel.model_many: each the one the case gets alone)."""
+    error models in one pass (checks.models_of: each the one the case gets alone)."""
     packs = [jax_ref.pack(c.spec, c.params, c.X, c.Y) for c in cases]
     refs = jax_ref.gradients_many(packs)
-    spec = cases[0].spec
-    args = ([c.params for c in cases], [c.X for c in cases], [c.Y for c in cases])
-    impl_models = errormodel.model_many(spec, *args, spec.dtype)
-    ref_models = impl_models if spec.dtype == "float64" else errormodel.model_many(spec, *args, "float64")
-    for case, packed, ref, models in zip(cases, packs, refs, zip(impl_models, ref_models)):
+    for case, packed, ref, models in zip(cases, packs, refs, models_of(cases)):
         ctx = Context(impl, case, impl_spec)
         # what Context would compute on first use, already here
         ctx.packed, ctx.ref, ctx.models = packed, ref, models

@@ -377,18 +377,17 @@ TINY = (4, 8)   # widths <= 4 with N <= 8: the tiny bucket (_bucket)
 def _bucket(depth: int, width: int, n: int, pieces: int) -> Bucket:
     # coarse ladders (depth 8, 16, ..., width 16, 64, 256, batch 32, 128, 512): every network the
     # property suite draws (depth <= 5, widths <= 16, N <= 32) fits one of two buckets, with and
-    # without maxout (and the tiny ones below), so its whole run needs a handful of programs. Padding costs little: layers
-    # past the network's depth are skipped at run time (_forward), and below 16 units and 32
-    # samples a program's time is mostly its fixed cost...
+    # without maxout (and the tiny ones below), so its whole run needs a handful of programs.
+    # Padding costs little: layers past the network's depth are skipped at run time (_forward),
+    # and below 16 units and 32 samples a program's time is mostly its fixed cost...
     # ... except for the finite differences, whose evaluations are many: a network of widths <= 4
     # on N <= 8 (every one Hypothesis starts and shrinks towards) in a 16-wide, 32-sample bucket
     # computes 64x the products it needs, and its 4P perturbed costs took 3.7 ms against 0.6 ms in
     # a 4-wide, 8-sample one (gradients 0.62 against 0.39 ms a call, directions 0.71 against 0.33).
     # So such networks get the tiny bucket: one more rung, a bucket (and three programs) more.
-    if width <= TINY[0] and n <= TINY[1]:
-        return Bucket(depth=_up(depth, 8), width=TINY[0], batch=TINY[1], pieces=1 if pieces == 1 else _up(pieces, 4))
-    return Bucket(depth=_up(depth, 8), width=_up(width, 16, 4), batch=_up(n, 32, 4),
-                  pieces=1 if pieces == 1 else _up(pieces, 4))
+    tiny = width <= TINY[0] and n <= TINY[1]
+    return Bucket(depth=_up(depth, 8), width=TINY[0] if tiny else _up(width, 16, 4),
+                  batch=TINY[1] if tiny else _up(n, 32, 4), pieces=1 if pieces == 1 else _up(pieces, 4))
 
 
 def grad_slots(bucket: Bucket) -> int:
