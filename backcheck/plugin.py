@@ -68,18 +68,39 @@ def pytest_addoption(parser):
 
 def default_workers(cpus: int | None = None, load: float | None = None) -> int:
     """pytest-xdist workers that fit this machine, for a run that asks for none: one per core
-    left idle by what else runs (the 1-minute load average), up to 4, and 0 (serial) unless at
-    least two are idle. Two workers split a cold run's compiles (reference.programs' lock files)
-    and the tests; one worker would only add a process's start-up to a serial run."""
+    left idle by what else runs, up to 4, and 0 (serial) unless at least two are idle. Two
+    workers split a cold run's compiles (reference.programs' lock files) and the tests; one
+    worker would only add a process's start-up to a serial run. `load`: the busy cores
+    (busy_cores(), measured now, when not given)."""
     cpus = cpus if cpus is not None else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                           else os.cpu_count() or 1)
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = 0.0
+        load = busy_cores()
     idle = int(cpus - load + 0.5)
     return min(idle, 4) if idle >= 2 else 0
+
+
+def busy_cores(window: float = 0.2) -> float:
+    """How many cores are busy now: /proc/stat's busy time over `window` seconds (Linux), else
+    the 1-minute load average. Not the load average where there is a choice: it trails by a
+    minute, so a run started just after another (a benchmark's warm run after its cold one, a
+    second `backcheck check`) counted the finished run's processes as busy and went serial on
+    an idle machine: 21.8 s against 17.1 s with two workers (3 runs each, 2 cores)."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [float(x) for x in f.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0.0)   # total, idle + iowait
+    try:
+        total0, idle0 = sample()
+        time.sleep(window)
+        total1, idle1 = sample()
+        cpus = os.cpu_count() or 1
+        return cpus * (1.0 - (idle1 - idle0) / max(total1 - total0, 1e-9))
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
 
 
 def impl_specs(config) -> list[str]:
@@ -280,7 +301,7 @@ def _write_outputs(config) -> None:
     from reports.results import results_document, run_meta, write_outputs
     from reports.table import diagnosis_lines
     meta = run_meta(impl_specs(config), time.time() - config._backcheck_started,
-                    step_curve=outputs and not config.getoption("--backcheck-no-step-curve"),
+                    step_curve=getattr(config, "_backcheck_step_curve", None) or _wants_step_curve(config),
                     workers=getattr(config.option, "numprocesses", None),
                     seed=getattr(config.option, "hypothesis_seed", None))
     doc = (write_outputs(verdicts, json_path=json_path, html_path=html_path, meta=meta) if outputs
@@ -296,15 +317,36 @@ def _write_outputs(config) -> None:
         config._backcheck_written.append(f"backcheck: wrote the HTML report of {n} to {html_path}")
 
 
+def _wants_step_curve(config) -> bool:
+    outputs = config.getoption("--backcheck-json") or config.getoption("--backcheck-report")
+    return bool(outputs) and not config.getoption("--backcheck-no-step-curve")
+
+
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
-    if _is_worker(config):  # an xdist worker: the controller writes the outputs
+    if _is_worker(config):  # an xdist worker: the controller writes the outputs...
+        if _wants_step_curve(config) and config.workerinput.get("workerid") == "gw0":
+            # ... with the report's step-size curve from here, where JAX and the programs are
+            # loaded already (~0.05 s): the controller, which imports neither, took 2 s for it
+            from reports.stepcurve import step_curve
+            try:
+                config.workeroutput["backcheck_step_curve"] = step_curve()
+            except Exception:   # the controller computes it (and says why it could not)
+                pass
         return
     if config._backcheck_progress is not None and config._backcheck_progress.active:
         config._backcheck_progress.finish()
     _write_outputs(config)
     if config._backcheck_unloadable:  # some implementation was never checked: the run is incomplete
         session.exitstatus = 2
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist: a worker is done; the step-size curve it computed (pytest_sessionfinish) is the run's."""
+    curve = getattr(node, "workeroutput", {}).get("backcheck_step_curve")
+    if curve is not None:
+        node.config._backcheck_step_curve = curve
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from properties import errormodel
-from reference import fd, jax_ref
+from reference import fd, jax_ref, programs
 from reference.compare import VACUOUS_BOUND, compare, entry_of, relative_bound
 from reference.spec import NetworkSpec, flatten
 from implementations.errors import PluginError
@@ -99,6 +99,7 @@ class Context:
     def __init__(self, impl, case: Case, impl_ref: str | None = None):
         if impl is not None and not hasattr(impl, "submit_gradients"):
             impl = _validated(impl, impl_ref)  # every call validated, wrapped or not
+        programs.adopt()   # optimized builds finished since the last case: between cases, never inside one
         self.impl, self.case, self.spec = impl, case, case.spec
         from implementations.registry import absolute_source
         # reproducers name the implementation so that they run from any folder
@@ -378,8 +379,18 @@ def _confirmed(ctx: Context, v: Verdict) -> Verdict:
     return e
 
 
+# The reference program each check calls first (reference.jax_ref's entry points).
+PROGRAM_OF = {"vs_jax": "gradient", "intermediates": "gradient", "vs_fd": "perturbed", "richardson": "perturbed",
+              "slide_fd": "perturbed", "reference_agreement": "perturbed", "directional": "directional"}
+
+
 def run_checks(impl, case: Case, checks=GRADIENT_CHECKS, impl_ref: str | None = None) -> list[Verdict]:
     ctx = Context(impl, case, impl_ref)
+    # the programs later checks need are got on a second thread while the first check gets its
+    # own: their tracing overlaps its compile (XLA releases the GIL)
+    needed = list(dict.fromkeys(PROGRAM_OF[c] for c in checks if c in PROGRAM_OF))
+    if len(needed) > 1:
+        jax_ref.prepare_ahead(ctx.packed.bucket, needed[1:])
     return [run_check(ctx, c) for c in checks]
 
 

@@ -25,16 +25,19 @@ def _versions() -> dict:
     return out
 
 
-def run_meta(implementations, duration: float, step_curve: bool = True, workers=None, seed=None) -> dict:
-    """The meta block of a pytest run (see SCHEMA.md). The step-size curve is computed here,
-    once per run on the controller, so that `backcheck report` can redraw it from the JSON."""
+def run_meta(implementations, duration: float, step_curve: bool | dict = True, workers=None, seed=None) -> dict:
+    """The meta block of a pytest run (see SCHEMA.md). The step-size curve (`step_curve`: True,
+    compute it here; a dict, one an xdist worker computed) is stored once per run, so that
+    `backcheck report` can redraw it from the JSON."""
     from hypothesis import settings
     profile = getattr(settings, "_current_profile", None)
     if seed is None:
         seed = "derandomized" if settings.default.derandomize else "random (not fixed)"
     meta = {"implementations": list(implementations), "duration": duration, "hypothesis_profile": profile,
             "seed": str(seed), "workers": int(workers) if isinstance(workers, int) else (workers or 0)}
-    if step_curve:
+    if isinstance(step_curve, dict):
+        meta["step_curve"] = step_curve
+    elif step_curve:
         try:  # the results must be written even when this fails (e.g. JAX is broken): say why instead
             from reports.stepcurve import step_curve as compute
             meta["step_curve"] = compute()

@@ -84,6 +84,27 @@ def test_default_parallelism_fits_the_machine():
     assert default_workers() in (0, 2, 3, 4)
 
 
+def test_busy_cores_measures_now_not_the_last_minute():
+    """A core kept busy while it measures counts as about one busy core."""
+    import threading
+    from backcheck.plugin import busy_cores
+    idle = busy_cores()
+    assert 0.0 <= idle <= (os.cpu_count() or 1) + 0.01
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        busy = busy_cores(0.3)
+    finally:
+        stop.set()
+        t.join()
+    assert busy >= 0.8 and busy >= idle - 0.2, (idle, busy)
+
+
 def test_backcheck_check_runs_on_the_workers_that_fit_unless_told(monkeypatch, tmp_path):
     """`backcheck check` defaults to -n auto (default_workers); -n 0 stays serial."""
     import pytest as _pytest
