@@ -70,11 +70,11 @@ MAX_BYTES = 512 << 20
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 # A program a caller is waiting for (none in memory, on disk or on its way) is first built at
 # LLVM's -O0 and used at once, then rebuilt with COMPILER_OPTIONS on a background thread from the
-# same lowering, which replaces it and is the one stored (`_upgrade`). Measured on the 16-wide,
-# 32-sample dense bucket: the three programs compile in 0.9 s (0.43 + 0.28 + 0.23) instead of
-# 2.8 s and ~1.2 CPU s instead of 4.7 (XLA compiles on both cores), and run 3-4x slower
-# (gradient 2.3 vs 0.58 ms, 4P perturbed 6.2 vs 1.8 ms): a first verdict sooner, never a slower
-# run, because the optimized build takes over within seconds.
+# same lowering; that build is the one stored, and replaces the fast one at the next adopt()
+# (`_upgrade`). Measured on the 16-wide, 32-sample dense bucket: the three programs compile in
+# 0.7-0.9 s instead of 2.8 s and ~1 CPU s instead of 4.7 (XLA compiles on both cores), and run
+# 2.5-5x slower (gradient 2.3 vs 0.58 ms, perturbed 6.2 vs 1.8 ms): one network's first
+# run_checks took 2.3-2.5 s instead of 4.5 (benchmarks/bench_startup.py).
 FAST_OPTIONS = {**COMPILER_OPTIONS, "xla_backend_optimization_level": 0}
 _NAME = re.compile(r"(?P<name>[a-z_]+)-(?P<slot>[0-9a-f]{16})-(?P<build>[0-9a-f]{16})\.bin$")
 
@@ -514,8 +514,8 @@ def _upgrade(key, lowered, path) -> None:
 
 
 def _lower_priority() -> None:
-    """This thread (and the compiler threads it starts) yields the cores to the work waited for:
-    Linux gives each thread its own nice value; elsewhere nothing changes."""
+    """This thread yields the cores to the work waited for (Linux gives each thread its own nice
+    value; elsewhere, and for threads XLA already runs, nothing changes)."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     except (AttributeError, OSError):
