@@ -301,7 +301,15 @@ def _run(call):
     arguments' shapes. The same three builders give prepare() its programs' arguments, so the
     programs it compiles ahead are exactly the ones the calls find."""
     key, fn, args = call
-    return programs.compiled(key, fn, args)(*args)
+    return programs.compiled(key, fn, args, fast=_fast_first(key[1]))(*args)
+
+
+def _fast_first(bucket: Bucket) -> bool:
+    """Whether a bucket's programs are built fast first when a check waits for them (see
+    reference.programs.FAST_OPTIONS): the suite's buckets (widths <= 16, N <= 32), whose calls
+    take milliseconds even at -O0, so the compile is the wait; a larger one's calls are long
+    enough that -O0's 3-5x slower runs would cost more than its faster compile saves."""
+    return bucket.width <= 16 and bucket.batch <= 32
 
 
 def _gradient_call(packs: list, side: int):
@@ -425,7 +433,7 @@ def prepare_ahead(bucket: Bucket, names) -> int:
     missing = [n for n in names if not programs.holds((n, bucket))]
     if missing:
         calls = _calls(_probe(bucket))
-        programs.prepare([calls[n] for n in missing], threads=1, fast=True)
+        programs.prepare([calls[n] for n in missing], threads=1, fast=_fast_first(bucket))
     return len(missing)
 
 

@@ -162,9 +162,7 @@ def test_prepared_programs_are_taken_over_or_waited_for_never_compiled_twice(tmp
         assert [programs.compiled(k, fn, a) for k, fn, a in reversed(entries)] == got
         programs.settle()
         made = {k: programs.stats[k] - before[k] for k in before}
-        # each program optimized once: by the thread, or (taken over: built fast for the caller
-        # waiting) by the optimized build behind its fast one
-        assert made["compiled"] == 3 and made["loaded"] == 0 and made["fast"] <= 3, made
+        assert made == {"compiled": 3, "loaded": 0, "fast": 0}, made   # not asked to build fast first
         assert sorted(k[1] for e, k in events if e == "ready" and k[0] == "t_prepare") == [3, 4, 5]
         np.testing.assert_array_equal(got[0](np.ones(5)), np.sin(np.ones(5)) * 3.0)
     finally:
@@ -179,7 +177,7 @@ def test_a_program_waited_for_is_built_fast_then_replaced_by_its_stored_optimize
         return jnp.tanh(x) - x
     key, args = ("t_tiers", 6), (np.linspace(-2, 2, 6),)
     before = dict(programs.stats)
-    fast = programs.compiled(key, f, args)
+    fast = programs.compiled(key, f, args, fast=True)
     assert programs.stats["fast"] - before["fast"] == 1
     programs.settle()
     optimized = programs.compiled(key, f, args)
