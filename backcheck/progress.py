@@ -71,6 +71,7 @@ class Progress:
         self.ready: set = set()
         self.compiling: dict = {}     # label -> when it started
         self.compiled = 0
+        self._compiled_names: set = set()
         self.tests_total = 0
         self.tests_done = 0
         self.failed: list[str] = []
@@ -105,7 +106,9 @@ class Progress:
                 self._plain(f"compiling reference program {name} ({where}; a few seconds each, once per machine)")
             elif event == "ready":
                 if self.compiling.pop(name, None) is not None:
-                    self.compiled += 1
+                    # by name: xdist workers report alike, and one the other loaded is not two
+                    self._compiled_names.add(name)
+                    self.compiled = len(self._compiled_names)
                 self.ready.add(name)
                 if (self.planned_programs and len(self.ready) >= self.planned_programs and self.compiled
                         and not self._programs_announced):

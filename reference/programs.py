@@ -80,7 +80,7 @@ _NAME = re.compile(r"(?P<name>[a-z_]+)-(?P<slot>[0-9a-f]{16})-(?P<build>[0-9a-f]
 
 _programs: dict = {}
 _pending: dict = {}   # key -> threading.Event, set once prepare() has the program
-_queue: dict = {}     # key -> (fn, args): queued by prepare(), not started yet (in order)
+_queue: dict = {}     # key -> (fn, args, fast): queued by prepare(), not started yet (in order)
 _threads: list = []
 _on_first_need: list = []
 _lock = threading.Lock()
@@ -259,15 +259,18 @@ def compiled(key: tuple, fn, args: tuple, fast: bool = False):
         return program
     _first_need()
     with _lock:
-        claimed = _queue.pop(key, None) is not None
+        queued = _queue.pop(key, None)
+        claimed = queued is not None
         waiting = None if claimed else _pending.get(key)
     if waiting is not None:
         waiting.wait()
         program = _programs.get(key)
         if program is not None:
             return program
+    # one prepare() queued without `fast` (the plugin's, for a whole run) is compiled as it would
+    # have been: optimized, under its lock file, so that xdist workers never build it twice
     try:
-        return _get(key, fn, args, fast)
+        return _get(key, fn, args, fast and (queued is None or queued[2]))
     finally:
         if claimed:
             _pending.pop(key).set()
@@ -317,7 +320,7 @@ def prepare(entries, background: bool = True, threads: int = 1, fast: bool = Fal
         for key, fn, args in entries:
             if key not in _programs and key not in _pending:
                 _pending[key] = threading.Event()
-                _queue[key] = (fn, args)
+                _queue[key] = (fn, args, fast)
 
     def run():
         while True:
@@ -325,9 +328,9 @@ def prepare(entries, background: bool = True, threads: int = 1, fast: bool = Fal
                 if not _queue:
                     return
                 key = next(iter(_queue))
-                fn, args = _queue.pop(key)
+                fn, args, fast_first = _queue.pop(key)
             try:
-                _get(key, fn, args, fast)
+                _get(key, fn, args, fast_first)
             except Exception:  # the caller's own compiled() will meet (and raise) the same problem
                 pass
             finally:
