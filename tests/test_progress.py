@@ -137,3 +137,16 @@ def test_in_a_log_plain_lines_and_nothing_for_other_test_runs():
                             "-o", "addopts=", "--backcheck-no-step-curve"], cwd=ROOT, capture_output=True, text=True,
                            env=env, timeout=300)
     assert other.returncode == 0 and "backcheck:" not in other.stdout, other.stdout[-2000:]
+
+
+def test_a_program_two_workers_compiled_counts_once():
+    """xdist workers' events arrive alike: a program compiled in two of them (a run's "one more"
+    program) is one compiled program, never a negative count of loaded ones."""
+    p, clock, output = _display(False)
+    p.activate()
+    p.program("planned", "1")
+    for _ in range(2):
+        p.program("compiling", "gradient d8·w16·n32")
+        p.program("ready", "gradient d8·w16·n32")
+    p.finish()
+    assert output().splitlines()[-1].endswith("(reference programs: 1 compiled, 0 from the cache)")
