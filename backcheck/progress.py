@@ -70,8 +70,7 @@ class Progress:
         self.planned_programs = 0
         self.ready: set = set()
         self.compiling: dict = {}     # label -> when it started
-        self.compiled = 0
-        self._compiled_names: set = set()
+        self._compiled: set = set()   # by name: xdist workers report alike, and one the other loaded is not two
         self.tests_total = 0
         self.tests_done = 0
         self.failed: list[str] = []
@@ -92,6 +91,11 @@ class Progress:
                 self.on_activate()
         self._draw()
 
+    @property
+    def compiled(self) -> int:
+        """Reference programs compiled (by any process of the run), not loaded."""
+        return len(self._compiled)
+
     # --- input ---------------------------------------------------------------------------
     def program(self, event: str, name: str) -> None:
         with self._lock:
@@ -106,9 +110,7 @@ class Progress:
                 self._plain(f"compiling reference program {name} ({where}; a few seconds each, once per machine)")
             elif event == "ready":
                 if self.compiling.pop(name, None) is not None:
-                    # by name: xdist workers report alike, and one the other loaded is not two
-                    self._compiled_names.add(name)
-                    self.compiled = len(self._compiled_names)
+                    self._compiled.add(name)
                 self.ready.add(name)
                 if (self.planned_programs and len(self.ready) >= self.planned_programs and self.compiled
                         and not self._programs_announced):

@@ -51,7 +51,7 @@ import threading
 import time
 import types
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import jax
@@ -90,8 +90,7 @@ stats = {"loaded": 0, "compiled": 0, "fast": 0}   # how this process got its pro
 _upgrades: list = []   # (key, lowered, path): fast builds waiting for their optimized one
 _upgrading = False     # a thread is working through _upgrades
 _adoptable: dict = {}  # key -> optimized build done, in use from the next adopt()
-_fast_builds = [0]     # fast builds under way: an optimized build waits for them (_upgrade)
-_fast_lock = threading.Lock()
+_fast_builds = [0]     # fast builds under way (under _lock): an optimized build waits for them (_upgrade)
 
 
 def cache_dir() -> Path | None:
@@ -353,8 +352,17 @@ def _stop() -> None:
     daemon thread still inside XLA when the interpreter finalizes would abort the process."""
     with _lock:
         _queue.clear()
-    for t in _threads:
-        t.join()
+    _join()
+
+
+def _join() -> None:
+    """Wait for every background thread, those started meanwhile too (a fast build's optimized one)."""
+    while True:
+        alive = [t for t in list(_threads) if t.is_alive()]
+        if not alive:
+            return
+        for t in alive:
+            t.join()
 
 
 def adopt() -> None:
@@ -370,12 +378,7 @@ def adopt() -> None:
 def settle() -> None:
     """Wait until every background build (prepared, and optimized builds of fast ones) is done,
     and adopt() the optimized ones."""
-    while True:
-        alive = [t for t in list(_threads) if t.is_alive()]
-        if not alive:
-            break
-        for t in alive:
-            t.join()
+    _join()
     adopt()
 
 
@@ -463,25 +466,32 @@ def _load_or_compile(key, fn, args, fast: bool = False):
         # a caller is waiting (or soon will be) and no other process is making it (if one is,
         # loading its copy below costs no tracing): a fast build now, the optimized one behind it
         _tell("compiling", key)
-        with _fast_lock:
+        with _lock:
             _fast_builds[0] += 1
         try:
             lowered = jax.jit(fn).trace(*args).lower()
             program = _compile(fn, args, lowered, FAST_OPTIONS)
         finally:
-            with _fast_lock:
+            with _lock:
                 _fast_builds[0] -= 1
         _upgrade(key, lowered, path)
         return program
     if path is None:
         _tell("compiling", key)
         return _compile(fn, args)
-    with _file_lock(path.with_suffix(".lock")):   # another process compiling it: wait, then load its copy
+    return _stored_build(path, lambda: _compile(fn, args), key)
+
+
+def _stored_build(path: Path, build, key=None):
+    """Under the program's lock file: the copy another process stored meanwhile (it was
+    compiling it: wait, then load), else build() it and store it. `key`: told as compiling."""
+    with _file_lock(path.with_suffix(".lock")):
         program = _load(path)
         if program is not None:
             return program
-        _tell("compiling", key)
-        program = _compile(fn, args)
+        if key is not None:
+            _tell("compiling", key)
+        program = build()
         _store(path, program)
     prune(path.parent, keep=path)
     return program
@@ -529,15 +539,8 @@ def _lower_priority() -> None:
 
 
 def _optimized(key, lowered, path):
-    if path is None:
-        return _compile(None, None, lowered)
-    with _file_lock(path.with_suffix(".lock")):
-        program = _load(path)
-        if program is None:
-            program = _compile(None, None, lowered)
-            _store(path, program)
-    prune(path.parent, keep=path)
-    return program
+    build = partial(_compile, None, None, lowered)
+    return build() if path is None else _stored_build(path, build)
 
 
 def _store(path: Path, program) -> None:
