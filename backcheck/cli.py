@@ -33,7 +33,7 @@ def _check(args) -> int:
     suite = [str(ROOT / "properties")]
     argv = suite + ["-q", "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=no",
                     f"--backcheck-json={json_path}", f"--backcheck-report={html_path}",
-                    f"--hypothesis-profile={args.profile}", "--backcheck-summary=off",
+                    "--backcheck-summary=off", "-p", "no:benchmark",
                     # this process imported hypothesis before pytest could rewrite its asserts:
                     # harmless, and noise at the end of a user's run
                     "-W", "ignore::pytest.PytestAssertRewriteWarning"]
@@ -51,6 +51,9 @@ def _check(args) -> int:
         argv += ["-n", workers]
     if args.k:
         argv += ["-k", args.k]
+    # the profile by environment, not --hypothesis-profile: with that option, Hypothesis's plugin
+    # imports Hypothesis in the xdist controller too, 0.5 s before any worker starts
+    os.environ["BACKCHECK_PROFILE"] = args.profile
     print(f"backcheck: running {' '.join(suite)} (profile {args.profile}) ...", flush=True)
     code = pytest.main(argv)
     if not json_path.exists():

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
 
 from properties import profiles
-
-profiles.register()  # before Hypothesis's own plugin reads --hypothesis-profile
 
 VERDICT_KEY = "backcheck_verdict"  # user_properties name; the value is json.dumps(Verdict.to_json())
 
@@ -110,6 +109,7 @@ def impl_specs(config) -> list[str]:
     return specs or ["builtin"]
 
 
+@pytest.hookimpl(tryfirst=True)   # the profiles registered before Hypothesis's plugin loads one
 def pytest_configure(config):
     config.addinivalue_line("markers", "backcheck_impl: test runs once per implementation under test")
     config._backcheck_verdicts = []
@@ -117,8 +117,17 @@ def pytest_configure(config):
     config._backcheck_started = time.time()
     config._backcheck_unloadable = dict(getattr(config, "workerinput", {}).get("backcheck_unloadable", {}))
     config._backcheck_progress = None
+    # an xdist controller runs no test: it leaves Hypothesis unimported (0.5 s before any worker
+    # starts) unless an option of Hypothesis's makes its plugin import it anyway
+    controller = not _is_worker(config) and bool(config.getoption("numprocesses", None))
+    if not controller or config.getoption("hypothesis_profile", None):
+        _load_profile(config)
+
+
+def _load_profile(config) -> None:
+    profiles.register()
     if not config.getoption("hypothesis_profile", None):
-        profiles.load_default()  # "ci" when $CI is set, else "dev"
+        profiles.load_default()  # $BACKCHECK_PROFILE, else "ci" when $CI is set, else "dev"
 
 
 def _is_worker(config) -> bool:
@@ -300,6 +309,8 @@ def _write_outputs(config) -> None:
         return
     from reports.results import results_document, run_meta, write_outputs
     from reports.table import diagnosis_lines
+    if not profiles.registered():   # an xdist controller: the run's profile, as its workers loaded it
+        _load_profile(config)
     meta = run_meta(impl_specs(config), time.time() - config._backcheck_started,
                     step_curve=getattr(config, "_backcheck_step_curve", None) or _wants_step_curve(config),
                     workers=getattr(config.option, "numprocesses", None),
@@ -317,11 +328,67 @@ def _write_outputs(config) -> None:
         config._backcheck_written.append(f"backcheck: wrote the HTML report of {n} to {html_path}")
 
 
+def _start_writing(config) -> None:
+    """_write_outputs on a thread: every result is in when the session finishes, and xdist's own
+    sessionfinish, next, waits ~1 s for its workers to exit (they tear down JAX), which the
+    writing (JSON, HTML: ~0.5 s for the main job) then overlaps. _finish_writing joins it."""
+    outcome = {}
+
+    def write():
+        try:
+            _write_outputs(config)
+        except BaseException as e:   # raised where it is joined, as if written in place
+            outcome["error"] = e
+    thread = threading.Thread(target=write, name="backcheck-outputs", daemon=True)
+    thread.start()
+    config._backcheck_writing = (thread, outcome)
+
+
+def _finish_writing(config) -> None:
+    writing = getattr(config, "_backcheck_writing", None)
+    if writing is None:
+        return
+    config._backcheck_writing = None
+    thread, outcome = writing
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    _finish_writing(config)   # a run without the terminal reporter's summary (-p no:terminal)
+    if _is_worker(config) and _writes_outputs(config):
+        _exit_now()
+
+
+def _writes_outputs(config) -> bool:
+    return bool(config.getoption("--backcheck-json") or config.getoption("--backcheck-report"))
+
+
+def _exit_now() -> None:
+    """End an xdist worker of a run that writes results (`backcheck check`) once it has sent
+    them (xdist's workerfinished, at the end of pytest_sessionfinish): its exit handlers run (the
+    reference programs' builds are stored: programs._stop), then the process ends without waiting
+    for the controller's shutdown message and tearing down JAX, which took 1.5 s of the main job's
+    end (the last result at 17.1 s, the controller done at 18.8 s, measured with timestamps in
+    both processes). xdist takes a worker's end after workerfinished as normal."""
+    import atexit
+    import sys
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(0)
+
+
 def _wants_step_curve(config) -> bool:
-    outputs = config.getoption("--backcheck-json") or config.getoption("--backcheck-report")
-    return bool(outputs) and not config.getoption("--backcheck-no-step-curve")
+    return _writes_outputs(config) and not config.getoption("--backcheck-no-step-curve")
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's, which lets the workers exit and waits for them
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if _is_worker(config):  # an xdist worker: the controller writes the outputs...
@@ -336,7 +403,7 @@ def pytest_sessionfinish(session, exitstatus):
         return
     if config._backcheck_progress is not None and config._backcheck_progress.active:
         config._backcheck_progress.finish()
-    _write_outputs(config)
+    _start_writing(config)
     if config._backcheck_unloadable:  # some implementation was never checked: the run is incomplete
         session.exitstatus = 2
 
@@ -352,6 +419,7 @@ def pytest_testnodedown(node, error):
 def pytest_terminal_summary(terminalreporter, config):
     # runs after pytest_sessionfinish (terminalreporter's own sessionfinish calls it), and only
     # the controller wrote anything (an xdist worker's list stays empty)
+    _finish_writing(config)
     for why in config._backcheck_unloadable.values():
         terminalreporter.write_line(f"backcheck: not checked: {why}")
     diagnosis = getattr(config, "_backcheck_diagnosis", None)

@@ -5,24 +5,32 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, Phase, settings
-
 BASE_EXAMPLES = 40
-_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-         HealthCheck.function_scoped_fixture]  # impl/record are per-test but stateless per example
+_registered = []
 
 
 def register() -> None:
-    common = dict(deadline=None, suppress_health_check=_SLOW, print_blob=True)
+    # Hypothesis imported here, not with the module: an xdist controller runs no test, and its
+    # import (0.5 s) would delay every worker's start (backcheck.plugin registers on demand)
+    from hypothesis import HealthCheck, Phase, settings
+    slow = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+            HealthCheck.function_scoped_fixture]  # impl/record are per-test but stateless per example
+    common = dict(deadline=None, suppress_health_check=slow, print_blob=True)
     settings.register_profile("dev", max_examples=BASE_EXAMPLES, **common)
     settings.register_profile("ci", max_examples=BASE_EXAMPLES, derandomize=True, database=None, **common)
     settings.register_profile("thorough", max_examples=10 * BASE_EXAMPLES, **common)
     # ci's exact examples without shrinking: for meta-tests that only ask *whether* ci catches a bug
     settings.register_profile("ci-noshrink", settings.get_profile("ci"),
                               phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    _registered.append(True)
+
+
+def registered() -> bool:
+    return bool(_registered)
 
 
 def load_default() -> str:
+    from hypothesis import settings
     name = os.environ.get("BACKCHECK_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
     settings.load_profile(name)
     return name

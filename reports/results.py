@@ -93,11 +93,21 @@ def write_outputs(verdicts: list[dict], json_path=None, html_path=None, meta=Non
     if json_path:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
+            f.write(_dumps(doc))
     if html_path:
         from reports.html import write_html
         write_html(doc, html_path)
     return doc
+
+
+def _dumps(doc: dict) -> str:
+    """The results file's text: the header indented, then one verdict per line. json.dump with
+    an indent runs the pure-Python encoder (0.2-0.9 s for the main job's 2556 verdicts, at the end
+    of every run); each line here is one call of the C encoder (0.06 s), and a verdict still
+    reads on one line, greppable."""
+    head = json.dumps({k: v for k, v in doc.items() if k != "verdicts"}, indent=1)
+    lines = [json.dumps(v) for v in doc["verdicts"]]
+    return head[:-2] + ',\n "verdicts": [' + ("\n  " + ",\n  ".join(lines) + "\n ]" if lines else "]") + "\n}\n"
 
 
 def read_results(path) -> dict:

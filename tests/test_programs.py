@@ -261,9 +261,13 @@ def test_a_gradient_does_not_depend_on_its_slot_or_company(spec):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("n", [9, 2, 32])
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.describe())
-def test_perturbed_costs_do_not_depend_on_how_many_are_asked_together(spec):
-    p = jax_ref.pack(spec, *_case(spec, 9, 3))
+def test_perturbed_costs_do_not_depend_on_how_many_are_asked_together(spec, n):
+    """Nor on which copy of the batch an evaluation carries a change in (jax_ref._Replicas: 9
+    samples in a 32-row bucket are 3 copies, 2 in the tiny bucket's 8 rows 4, 32 one)."""
+    p = jax_ref.pack(spec, *_case(spec, n, 3))
+    assert jax_ref.replicas_of(p.bucket, n) == p.bucket.batch // n
     rng = np.random.default_rng(0)
     idx = rng.integers(0, p.theta.size, 300)
     values = p.theta[idx] + rng.choice([1e-3, -1e-6], 300)
