@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 
 import pytest
@@ -298,23 +297,34 @@ def pytest_sessionstart(session):
         _start_progress(config)
 
 
+def _outputs_wanted(config) -> bool:
+    verdicts = config._backcheck_verdicts
+    return _writes_outputs(config) or any(v.get("status") in ("failed", "error") for v in verdicts)
+
+
+def _run_meta(config) -> dict:
+    from reports.results import run_meta
+    profile = getattr(config, "_backcheck_profile", None)   # an xdist controller's: its workers'
+    if profile is None and not profiles.registered():
+        _load_profile(config)
+    return run_meta(impl_specs(config), time.time() - config._backcheck_started,
+                    step_curve=getattr(config, "_backcheck_step_curve", None) or _wants_step_curve(config),
+                    workers=getattr(config.option, "numprocesses", None),
+                    seed=getattr(config.option, "hypothesis_seed", None), profile=profile)
+
+
 def _write_outputs(config) -> None:
     """The JSON and HTML outputs asked for, and the diagnosis in words for the terminal summary
     (made even without outputs when something failed: a plain `pytest` run says what is wrong)."""
+    if not _outputs_wanted(config):
+        return
     json_path = config.getoption("--backcheck-json")
     html_path = config.getoption("--backcheck-report")
     verdicts = config._backcheck_verdicts
     outputs = bool(json_path or html_path)
-    if not (outputs or any(v.get("status") in ("failed", "error") for v in verdicts)):
-        return
-    from reports.results import results_document, run_meta, write_outputs
+    from reports.results import results_document, write_outputs
     from reports.table import diagnosis_lines
-    if not profiles.registered():   # an xdist controller: the run's profile, as its workers loaded it
-        _load_profile(config)
-    meta = run_meta(impl_specs(config), time.time() - config._backcheck_started,
-                    step_curve=getattr(config, "_backcheck_step_curve", None) or _wants_step_curve(config),
-                    workers=getattr(config.option, "numprocesses", None),
-                    seed=getattr(config.option, "hypothesis_seed", None))
+    meta = _run_meta(config)
     doc = (write_outputs(verdicts, json_path=json_path, html_path=html_path, meta=meta) if outputs
            else results_document(verdicts, meta))
     if config.getoption("--backcheck-summary") == "diagnosis":
@@ -328,36 +338,8 @@ def _write_outputs(config) -> None:
         config._backcheck_written.append(f"backcheck: wrote the HTML report of {n} to {html_path}")
 
 
-def _start_writing(config) -> None:
-    """_write_outputs on a thread: every result is in when the session finishes, and xdist's own
-    sessionfinish, next, waits ~1 s for its workers to exit (they tear down JAX), which the
-    writing (JSON, HTML: ~0.5 s for the main job) then overlaps. _finish_writing joins it."""
-    outcome = {}
-
-    def write():
-        try:
-            _write_outputs(config)
-        except BaseException as e:   # raised where it is joined, as if written in place
-            outcome["error"] = e
-    thread = threading.Thread(target=write, name="backcheck-outputs", daemon=True)
-    thread.start()
-    config._backcheck_writing = (thread, outcome)
-
-
-def _finish_writing(config) -> None:
-    writing = getattr(config, "_backcheck_writing", None)
-    if writing is None:
-        return
-    config._backcheck_writing = None
-    thread, outcome = writing
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    _finish_writing(config)   # a run without the terminal reporter's summary (-p no:terminal)
     if _is_worker(config) and _writes_outputs(config):
         _exit_now()
 
@@ -388,7 +370,7 @@ def _wants_step_curve(config) -> bool:
     return _writes_outputs(config) and not config.getoption("--backcheck-no-step-curve")
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist's, which lets the workers exit and waits for them
+@pytest.hookimpl(tryfirst=True)   # written before xdist's sessionfinish waits for the workers to exit
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if _is_worker(config):  # an xdist worker: the controller writes the outputs...
@@ -400,26 +382,30 @@ def pytest_sessionfinish(session, exitstatus):
                 config.workeroutput["backcheck_step_curve"] = step_curve()
             except Exception:   # the controller computes it (and says why it could not)
                 pass
+        from reports.results import hypothesis_profile
+        config.workeroutput["backcheck_profile"] = hypothesis_profile()
         return
     if config._backcheck_progress is not None and config._backcheck_progress.active:
         config._backcheck_progress.finish()
-    _start_writing(config)
+    _write_outputs(config)
     if config._backcheck_unloadable:  # some implementation was never checked: the run is incomplete
         session.exitstatus = 2
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
-    """xdist: a worker is done; the step-size curve it computed (pytest_sessionfinish) is the run's."""
-    curve = getattr(node, "workeroutput", {}).get("backcheck_step_curve")
-    if curve is not None:
-        node.config._backcheck_step_curve = curve
+    """xdist: a worker is done; the step-size curve it computed (pytest_sessionfinish) is the
+    run's, and so is the Hypothesis profile it ran under."""
+    output = getattr(node, "workeroutput", {})
+    if output.get("backcheck_step_curve") is not None:
+        node.config._backcheck_step_curve = output["backcheck_step_curve"]
+    if output.get("backcheck_profile") is not None:
+        node.config._backcheck_profile = output["backcheck_profile"]
 
 
 def pytest_terminal_summary(terminalreporter, config):
     # runs after pytest_sessionfinish (terminalreporter's own sessionfinish calls it), and only
     # the controller wrote anything (an xdist worker's list stays empty)
-    _finish_writing(config)
     for why in config._backcheck_unloadable.values():
         terminalreporter.write_line(f"backcheck: not checked: {why}")
     diagnosis = getattr(config, "_backcheck_diagnosis", None)

@@ -25,14 +25,23 @@ def _versions() -> dict:
     return out
 
 
-def run_meta(implementations, duration: float, step_curve: bool | dict = True, workers=None, seed=None) -> dict:
+def hypothesis_profile() -> dict:
+    """The Hypothesis profile this process runs under: {"name", "derandomize"} (an xdist worker
+    sends it to the controller, which does not import Hypothesis)."""
+    from hypothesis import settings
+    return {"name": getattr(settings, "_current_profile", None), "derandomize": bool(settings.default.derandomize)}
+
+
+def run_meta(implementations, duration: float, step_curve: bool | dict = True, workers=None, seed=None,
+             profile: dict | None = None) -> dict:
     """The meta block of a pytest run (see SCHEMA.md). The step-size curve (`step_curve`: True,
     compute it here; a dict, one an xdist worker computed) is stored once per run, so that
-    `backcheck report` can redraw it from the JSON."""
-    from hypothesis import settings
-    profile = getattr(settings, "_current_profile", None)
+    `backcheck report` can redraw it from the JSON. `profile`: hypothesis_profile() of the
+    processes that ran the tests (this one's when not given)."""
+    profile = profile or hypothesis_profile()
     if seed is None:
-        seed = "derandomized" if settings.default.derandomize else "random (not fixed)"
+        seed = "derandomized" if profile["derandomize"] else "random (not fixed)"
+    profile = profile["name"]
     meta = {"implementations": list(implementations), "duration": duration, "hypothesis_profile": profile,
             "seed": str(seed), "workers": int(workers) if isinstance(workers, int) else (workers or 0)}
     if isinstance(step_curve, dict):

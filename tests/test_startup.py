@@ -151,3 +151,30 @@ def test_programs_start_compiling_at_collection_when_the_first_tests_need_none(m
     assert len(started) == 1 and len(deferred) == 1
     deferred[0]()
     assert len(started) == 2
+
+
+PROBE = '''import sys
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):   # the xdist controller, as its workers start
+        open(__file__ + ".seen", "w").write(str("hypothesis" in sys.modules))
+'''
+
+
+def test_an_xdist_run_writes_its_workers_profile_and_its_workers_end_cleanly(tmp_path):
+    """With -n 2 and outputs, the controller runs no test, so it imports no Hypothesis before
+    its workers start (0.5 s of every run); the results still carry the profile the workers ran
+    under (each sends it). The workers end as soon as their results are sent (plugin._exit_now):
+    the run completes, every verdict in, no worker reported down."""
+    (tmp_path / "probe_plugin.py").write_text(PROBE)
+    args = ["properties/test_fixed.py", "-n", "2", "-p", "probe_plugin", "-k", "XOR or relu"]
+    out = tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items() if k != "BACKCHECK_IMPL"}
+    env.update(PYTHONPATH=str(tmp_path), BACKCHECK_PROFILE="ci")
+    proc = subprocess.run([sys.executable, "-m", "pytest", *args, *COMMON, f"--backcheck-json={out}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "node down" not in proc.stdout + proc.stderr and "Not properly terminated" not in proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["hypothesis_profile"] == "ci" and doc["meta"]["seed"] == "derandomized"
+    assert doc["verdicts"] and all(v["status"] in ("passed", "not_checkable") for v in doc["verdicts"])
+    assert (tmp_path / "probe_plugin.py.seen").read_text() == "False"
