@@ -297,11 +297,6 @@ def pytest_sessionstart(session):
         _start_progress(config)
 
 
-def _outputs_wanted(config) -> bool:
-    verdicts = config._backcheck_verdicts
-    return _writes_outputs(config) or any(v.get("status") in ("failed", "error") for v in verdicts)
-
-
 def _run_meta(config) -> dict:
     from reports.results import run_meta
     profile = getattr(config, "_backcheck_profile", None)   # an xdist controller's: its workers'
@@ -316,12 +311,12 @@ def _run_meta(config) -> dict:
 def _write_outputs(config) -> None:
     """The JSON and HTML outputs asked for, and the diagnosis in words for the terminal summary
     (made even without outputs when something failed: a plain `pytest` run says what is wrong)."""
-    if not _outputs_wanted(config):
-        return
     json_path = config.getoption("--backcheck-json")
     html_path = config.getoption("--backcheck-report")
     verdicts = config._backcheck_verdicts
     outputs = bool(json_path or html_path)
+    if not (outputs or any(v.get("status") in ("failed", "error") for v in verdicts)):
+        return
     from reports.results import results_document, write_outputs
     from reports.table import diagnosis_lines
     meta = _run_meta(config)
