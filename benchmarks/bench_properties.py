@@ -72,12 +72,11 @@ def run_property(check: str, n: int) -> tuple[float, float]:
 
 def run_property_batched(check: str, n: int, draws: int) -> tuple[float, float]:
     """Verified cases per second of one property over n examples of `draws` cases each (the
-    suite's way: test_properties._contexts), and the CPU cores it kept busy."""
-    from properties.test_properties import _contexts
+    suite's way: test_properties.verdicts), and the CPU cores it kept busy."""
+    from properties.test_properties import verdicts
 
     def body(cases_):
-        for ctx in _contexts(builtin, cases_, "builtin"):
-            v = run_check(ctx, check)
+        for v in verdicts(builtin, cases_, "builtin", check):
             assert v.ok, v.explain()
     rate, cores = _rate(batches(draws, **SMALL), n, body)
     return rate * draws, cores

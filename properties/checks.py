@@ -107,6 +107,10 @@ class Context:
         # start the (possibly isolated) call now: the reference is computed while it runs
         self._pending = None if impl is None else impl.submit_gradients(
             case.spec, case.params, case.X, case.Y)
+        self._impl_arg = impl_ref          # to make this context afresh (run_many)
+        self._fetched: dict = {}           # reference evaluations made for it in a shared call (run_many)
+        self._collecting = False           # while run_many collects requests: one missing raises _Wanted
+        self.used_shared = False           # whether a check here used a shared call's result
 
     @cached_property
     def ref(self) -> jax_ref.ReferenceResult:
@@ -154,6 +158,17 @@ class Context:
 
     def costs(self, idx, values):
         return jax_ref.perturbed_costs(self.packed, idx, values)
+
+    def direction_costs(self, v, ts):
+        """Costs along v at the points ts (jax_ref.direction_costs), from a shared call if
+        run_many made one for this context."""
+        key = ("directional", v.tobytes(), np.asarray(ts, np.float64).tobytes())
+        if key in self._fetched:
+            self.used_shared = True
+            return self._fetched.pop(key)
+        if self._collecting:
+            raise _Wanted(key, (self.packed, v, ts))
+        return jax_ref.direction_costs(self.packed, v, ts)
 
     @cached_property
     def scale(self) -> float:
@@ -294,7 +309,7 @@ def check_directional(ctx: Context) -> Verdict:
         return Verdict("directional", NOT_CHECKABLE, spec=ctx.spec.to_dict(), case=ctx.spec.describe(),
                        n_entries=1, n_kinks=1, message=why, **ctx.verdict_fields())
     analytic = float(np.abs(v) @ tol)
-    *_, verdict = fd.directional_check(lambda ts: jax_ref.direction_costs(ctx.packed, v, ts), ctx.packed.theta, g, v,
+    *_, verdict = fd.directional_check(lambda ts: ctx.direction_costs(v, ts), ctx.packed.theta, g, v,
                                        ctx.cost_error, scale=ctx.scale, analytic_error=analytic, spec=ctx.spec,
                                        **ctx.verdict_fields())
     return verdict
@@ -365,6 +380,51 @@ def run_check(ctx: Context, check: str, fn=None, **options) -> Verdict:
     v.case = ctx.case.describe()
     v.seconds = time.perf_counter() - t0
     return v
+
+
+class _Wanted(Exception):
+    """Raised by a Context collecting for run_many: the check needs this reference evaluation."""
+
+    def __init__(self, key, request):
+        super().__init__(key[0])
+        self.key, self.request = key, request
+
+
+# The reference evaluations the draws of one example share a call for: the request's kind ->
+# the jax_ref function evaluating a list of requests of one architecture and batch size.
+SHARED_CALLS = {"directional": "direction_costs_many"}
+SHARING_CHECKS = ("directional",)   # the checks that ask for them (run_many gains nothing on others)
+
+
+def run_many(ctxs: list, check: str) -> list[Verdict]:
+    """run_check on each of `ctxs` (the draws of one property example: one spec and batch size),
+    their reference evaluations made in shared calls (SHARED_CALLS): each check runs until it
+    asks for one (_Wanted), the requests of all go in one call, and the checks run again with
+    their results, until every one has a verdict. A check that asks for none runs once.
+
+    A verdict that is not a pass and used a shared result is made again on a fresh context,
+    alone: a failure is then exactly what its reproducer, which runs the case alone, prints."""
+    verdicts, todo = [None] * len(ctxs), list(range(len(ctxs)))
+    while todo:
+        wanted = []
+        for k in todo:
+            ctxs[k]._collecting = True
+            try:
+                verdicts[k] = run_check(ctxs[k], check)
+            except _Wanted as w:
+                wanted.append((k, w))
+            finally:
+                ctxs[k]._collecting = False
+        for kind in {w.key[0] for _, w in wanted}:
+            mine = [(k, w) for k, w in wanted if w.key[0] == kind]
+            results = getattr(jax_ref, SHARED_CALLS[kind])([w.request for _, w in mine])
+            for (k, w), r in zip(mine, results):
+                ctxs[k]._fetched[w.key] = r
+        todo = [k for k, _ in wanted]
+    for k, (ctx, v) in enumerate(zip(ctxs, verdicts)):
+        if not v.ok and ctx.used_shared:
+            verdicts[k] = run_check(Context(ctx.impl, ctx.case, ctx._impl_arg), check)
+    return verdicts
 
 
 def _confirmed(ctx: Context, v: Verdict) -> Verdict:

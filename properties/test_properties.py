@@ -11,8 +11,10 @@ architecture and batch size carrying `DRAWS[check]` parameter sets and batches (
 cases, strategies.batches_for), whose reference gradients come from one vectorized call
 (jax_ref.gradients_many) and whose error models from one pass (errormodel.model_many):
 Hypothesis still explores and shrinks the architectures, and its per-example cost is paid once
-per list. The finite-difference properties take one case per example: their time goes into the
-perturbed evaluations (~2 µs each, 4 per parameter), which batching does not share.
+per list. The directional property's draws also share their evaluations along their directions
+(one jax_ref.direction_costs_many call for all, checks.run_many). The finite-difference
+properties take one case per example: their time goes into the perturbed evaluations (~10 µs
+each in the tiny bucket, 4 per parameter), which batching does not share.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.control import current_build_context
 
-from properties.checks import Context, models_of, run_check
+from properties.checks import SHARING_CHECKS, Context, models_of, run_check, run_many
 from properties.strategies import batches_for, cases, skip_undeclared, undeclared
 from reference import jax_ref
 from reference.spec import LOSSES
@@ -61,14 +63,24 @@ def _check(impl, impl_spec, record, check, loss, needs=None):
     @given(cases=batches_for(caps, loss, draws=DRAWS[check]))
     def prop(cases):
         final = current_build_context().is_final
-        for ctx in _contexts(impl, cases, impl_spec):
-            v = run_check(ctx, check)
+        for v in verdicts(impl, cases, impl_spec, check):
             if v.ok or final:  # shrinking's intermediate failures are not results
                 record(v)
             assert v.ok, v.explain()
     # each (property, loss) its own examples (derandomized: its own fixed ones) and database key
     prop.hypothesis.inner_test._hypothesis_internal_add_digest = f"{check}:{loss}".encode()
     prop()
+
+
+def verdicts(impl, cases, impl_spec, check):
+    """The check's verdict on each of the draws of one example: for a check whose reference
+    evaluations the draws share (checks.SHARING_CHECKS: one call for all their directions),
+    through checks.run_many; for the others each as its context is made."""
+    ctxs = _contexts(impl, cases, impl_spec)
+    if check in SHARING_CHECKS:
+        yield from run_many(list(ctxs), check)
+    else:
+        yield from (run_check(ctx, check) for ctx in ctxs)
 
 
 def _contexts(impl, cases, impl_spec):

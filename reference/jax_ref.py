@@ -42,7 +42,8 @@ FD_CHUNK = 1024  # perturbed parameter sets per compiled call ...
 FD_BLOCK = 64    # ... evaluated FD_BLOCK at a time (_perturbed_costs)
 GRAD_SLOTS = 4   # networks of one architecture per gradient call (gradients_many) ...
 TINY_GRAD_SLOTS = 16   # ... in a tiny bucket, where 16 cost little more than 4 (0.04 ms a network, was 0.1)
-DIR_CHUNK = 16   # points along a direction per call (direction_costs)
+DIR_CHUNK = 16   # points along a direction per call (direction_costs) ...
+DIR_SLOTS = 4    # ... for up to DIR_SLOTS networks of one architecture in a tiny bucket (dir_slots)
 
 
 def _pos(u, zone, side):
@@ -376,6 +377,17 @@ def _direction_costs(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
     return jax.vmap(one)(ts)
 
 
+def _direction_costs_many(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
+    """_direction_costs for dir_slots(bucket) networks of one architecture (leading axis), each
+    with its own parameters, batch, direction and points: the draws of one property example
+    share a call. Measured on a 4-4-4-3 tanh net, N = 8, 16 points (benchmarks/bench_properties.py
+    measures the suite): one network alone 0.69 ms CPU, 8 in one call 1.2 ms (bare vmap). One program
+    serves a single network too (slot 0, the others repeating it), as the gradient's does.
+    Measured again with the DIR_SLOTS of the suite's draws: 4 slots alone ~1.4 ms, 4 networks in
+    one call 1.4-1.7 ms; 8 slots alone 1.5-1.75 ms, 8 networks 1.9-2.0 ms (this VM varies)."""
+    return jax.vmap(_direction_costs, in_axes=(0, 0, None, 0, 0, None, 0, 0, 0))(Wp, bp, eps, X, Y, meta, VW, Vb, ts)
+
+
 def _run(call):
     """A (key, fn, args) call (from _gradient_call, _perturbed_call, _direction_call) by its
     compiled program (reference.programs); key = (name, bucket, sizes...) determines the
@@ -411,8 +423,15 @@ def _perturbed_call(p: "Packed", idx, values, blocks: int):
     return ("perturbed", p.bucket), _perturbed_costs, p.args() + (idx, values, np.int32(blocks))
 
 
-def _direction_call(p: "Packed", VW, Vb, ts):
-    return ("directional", p.bucket), _direction_costs, p.args() + (VW, Vb, ts)
+def _direction_call(jobs: list):
+    """Up to dir_slots(bucket) (packed, VW, Vb, ts) of one architecture and batch size, one per
+    slot (DIR_CHUNK points each); the slots left over repeat the first job, and are not read."""
+    p = jobs[0][0]
+    assert all(q.meta is p.meta for q, *_ in jobs), "one architecture and batch size per call"
+    jobs = jobs + [jobs[0]] * (dir_slots(p.bucket) - len(jobs))
+    VW, Vb, ts = (np.stack([job[k] for job in jobs]) for k in (1, 2, 3))
+    Wp, bp, X, Y = (np.stack([getattr(q, name) for q, *_ in jobs]) for name in ("Wp", "bp", "X", "Y"))
+    return ("directional", p.bucket), _direction_costs_many, (Wp, bp, p.eps, X, Y, p.meta, VW, Vb, ts)
 
 
 def underflow_floor(spec: NetworkSpec) -> float:
@@ -484,6 +503,12 @@ def grad_slots(bucket: Bucket) -> int:
     return TINY_GRAD_SLOTS if (bucket.width, bucket.batch) == TINY else GRAD_SLOTS
 
 
+def dir_slots(bucket: Bucket) -> int:
+    """Networks per directional call in this bucket (direction_costs_many): DIR_SLOTS in the tiny
+    one, where a call's fixed cost is most of it; one in a larger one, whose points cost more."""
+    return DIR_SLOTS if (bucket.width, bucket.batch) == TINY else 1
+
+
 def buckets_covering(max_depth: int, max_width: int, max_batch: int, max_pieces: int = 1) -> list[Bucket]:
     """Every bucket a network up to these sizes can fall in (maxout with 2..max_pieces pieces)."""
     out = {_bucket(d, w, n, k) for d in range(1, max_depth + 1) for w in range(1, max_width + 1)
@@ -522,7 +547,7 @@ def _calls(p: "Packed") -> dict:
     """The three entry points' calls on a probe network, by program name (what prepare compiles)."""
     return {"gradient": _gradient_call([p], 0),
             "perturbed": _perturbed_call(p, np.zeros(FD_CHUNK, p.index.dtype), np.zeros(FD_CHUNK), 1),
-            "directional": _direction_call(p, p.Wp, p.bp, np.zeros(DIR_CHUNK))}
+            "directional": _direction_call([(p, p.Wp, p.bp, np.zeros(DIR_CHUNK))])}
 
 
 def _probe(bucket: Bucket) -> "Packed":
@@ -712,13 +737,28 @@ def direction_costs(packed: Packed, direction, ts) -> tuple[np.ndarray, np.ndarr
     """Costs at theta + t * direction for each t (direction in user flat order), and whether
     each point is across a kink from theta. DIR_CHUNK points per call (padded with t = 0), so
     one program serves the checks' stencils whatever their number of points."""
-    V = np.zeros(packed.Wp.size + packed.bp.size)
-    V[packed.index] = direction
-    VW, Vb = V[:packed.Wp.size].reshape(packed.Wp.shape), V[packed.Wp.size:].reshape(packed.bp.shape)
-    ts = np.asarray(ts, np.float64)
-    out, crossed = np.empty(len(ts)), np.empty(len(ts), bool)
-    for s in range(0, len(ts), DIR_CHUNK):
-        t = ts[s:s + DIR_CHUNK]
-        c, k = _run(_direction_call(packed, VW, Vb, np.concatenate([t, np.zeros(DIR_CHUNK - len(t))])))
-        out[s:s + len(t)], crossed[s:s + len(t)] = np.asarray(c)[:len(t)], np.asarray(k)[:len(t)]
-    return out, crossed
+    return direction_costs_many([(packed, direction, ts)])[0]
+
+
+def direction_costs_many(requests) -> list[tuple[np.ndarray, np.ndarray]]:
+    """direction_costs of each (packed, direction, ts) of `requests`, which share one spec and
+    batch size (the draws of one property example): their chunks of DIR_CHUNK points go
+    dir_slots(bucket) to a call. A slot's costs do not depend on the other slots' contents
+    (tests/test_programs.py)."""
+    jobs, out = [], []
+    for k, (packed, direction, ts) in enumerate(requests):
+        V = np.zeros(packed.Wp.size + packed.bp.size)
+        V[packed.index] = direction
+        VW, Vb = V[:packed.Wp.size].reshape(packed.Wp.shape), V[packed.Wp.size:].reshape(packed.bp.shape)
+        ts = np.asarray(ts, np.float64)
+        out.append((np.empty(len(ts)), np.empty(len(ts), bool)))
+        for s in range(0, len(ts), DIR_CHUNK):
+            t = ts[s:s + DIR_CHUNK]
+            jobs.append((k, s, len(t), (packed, VW, Vb, np.concatenate([t, np.zeros(DIR_CHUNK - len(t))]))))
+    slots = dir_slots(requests[0][0].bucket) if requests else 1
+    for at in range(0, len(jobs), slots):
+        group = jobs[at:at + slots]
+        c, crossed = (np.asarray(a) for a in _run(_direction_call([job for *_, job in group])))
+        for slot, (k, s, n, _) in enumerate(group):
+            out[k][0][s:s + n], out[k][1][s:s + n] = c[slot, :n], crossed[slot, :n]
+    return out

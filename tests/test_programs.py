@@ -101,7 +101,7 @@ def test_the_reference_entry_points_reach_all_their_traced_code():
 def test_keys_are_stable_across_processes():
     code = ("from reference import jax_ref, programs\n"
             "print([programs._code_digest(f) for f in (jax_ref._value_and_grad_many, jax_ref._perturbed_costs,"
-            " jax_ref._direction_costs)])")
+            " jax_ref._direction_costs_many)])")
     outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(outs) == 1
@@ -328,3 +328,30 @@ def test_prepare_waits_for_programs_at_exit():
                           env={**os.environ, "BACKCHECK_JAX_CACHE": "off"})
     assert proc.returncode == 0 and "terminate" not in proc.stderr, proc.stderr[-2000:]
     assert time.time() - t < 120
+
+
+TINY_SPECS = [NetworkSpec(3, (Layer(4, "relu"), Layer(2, "identity")), "mse", 0.1),
+              NetworkSpec(2, (Layer(3, "maxout", pieces=2), Layer(4, "tanh"), Layer(1, "sigmoid")), "logistic")]
+
+
+@pytest.mark.parametrize("spec", TINY_SPECS + SPECS[:1], ids=lambda s: s.describe())
+def test_draws_moved_along_their_directions_together_get_each_its_own_costs(spec):
+    """direction_costs_many (the directional property's draws, one call for all in a tiny
+    bucket): each request's costs and crossings are the ones it gets alone, bit for bit, and
+    do not depend on the company it is evaluated in."""
+    n = 5
+    packs = [jax_ref.pack(spec, *_case(spec, n, s)) for s in range(6)]
+    rng = np.random.default_rng(2)
+    requests = [(p, rng.standard_normal(p.theta.size), np.linspace(-1e-3, 1e-3, m))
+                for p, m in zip(packs, (12, 21, 5, 12, 16, 3))]
+    together = jax_ref.direction_costs_many(requests)
+    assert len(together) == len(requests)
+    for req, (c, k) in zip(requests, together):
+        alone_c, alone_k = jax_ref.direction_costs(*req)
+        assert c.shape == (len(req[2]),)
+        np.testing.assert_array_equal(c, alone_c)
+        np.testing.assert_array_equal(k, alone_k)
+    other = jax_ref.direction_costs_many([requests[0]] + requests[3:][::-1])[0]
+    np.testing.assert_array_equal(other[0], together[0][0])
+    if (jax_ref.bucket_of(spec, n).width, jax_ref.bucket_of(spec, n).batch) == jax_ref.TINY:
+        assert jax_ref.dir_slots(packs[0].bucket) == jax_ref.DIR_SLOTS > 1
