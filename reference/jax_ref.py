@@ -380,11 +380,11 @@ def _direction_costs(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
 def _direction_costs_many(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
     """_direction_costs for dir_slots(bucket) networks of one architecture (leading axis), each
     with its own parameters, batch, direction and points: the draws of one property example
-    share a call. Measured on a 4-4-4-3 tanh net, N = 8, 16 points (benchmarks/bench_properties.py
-    measures the suite): one network alone 0.69 ms CPU, 8 in one call 1.2 ms (bare vmap). One program
-    serves a single network too (slot 0, the others repeating it), as the gradient's does.
-    Measured again with the DIR_SLOTS of the suite's draws: 4 slots alone ~1.4 ms, 4 networks in
-    one call 1.4-1.7 ms; 8 slots alone 1.5-1.75 ms, 8 networks 1.9-2.0 ms (this VM varies)."""
+    share a call. One program serves a single network too (slot 0, the other slots repeating
+    it), as the gradient's does, so the slots add no program. Measured through reference.programs
+    on a 4-4-4-3 tanh net, N = 8, 16 points (this VM varied ~1.5x): 4 slots with one network
+    ~1.4 ms CPU, with 4 networks 1.4-1.7 ms (one network alone in the unvmapped program was
+    0.8-0.9 ms); 8 slots 1.5-1.75 ms with one, 1.9-2.0 ms with 8. 4, the suite's draws."""
     return jax.vmap(_direction_costs, in_axes=(0, 0, None, 0, 0, None, 0, 0, 0))(Wp, bp, eps, X, Y, meta, VW, Vb, ts)
 
 
