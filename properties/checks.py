@@ -107,7 +107,6 @@ class Context:
         # start the (possibly isolated) call now: the reference is computed while it runs
         self._pending = None if impl is None else impl.submit_gradients(
             case.spec, case.params, case.X, case.Y)
-        self._impl_arg = impl_ref          # to make this context afresh (run_many)
         self._fetched: dict = {}           # reference evaluations made for it in a shared call (run_many)
         self._collecting = False           # while run_many collects requests: one missing raises _Wanted
         self.used_shared = False           # whether a check here used a shared call's result
@@ -423,7 +422,7 @@ def run_many(ctxs: list, check: str) -> list[Verdict]:
         todo = [k for k, _ in wanted]
     for k, (ctx, v) in enumerate(zip(ctxs, verdicts)):
         if not v.ok and ctx.used_shared:
-            verdicts[k] = run_check(Context(ctx.impl, ctx.case, ctx._impl_arg), check)
+            verdicts[k] = run_check(Context(ctx.impl, ctx.case, ctx.impl_ref), check)
     return verdicts
 
 

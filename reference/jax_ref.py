@@ -380,8 +380,8 @@ def _direction_costs(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
 def _direction_costs_many(Wp, bp, eps, X, Y, meta, VW, Vb, ts):
     """_direction_costs for dir_slots(bucket) networks of one architecture (leading axis), each
     with its own parameters, batch, direction and points: the draws of one property example
-    share a call. One program serves a single network too (slot 0, the other slots repeating
-    it), as the gradient's does, so the slots add no program. Measured through reference.programs
+    share a call. One program serves a single network too (slot 0, the other slots zeros), as
+    the gradient's does, so the slots add no program. Measured through reference.programs
     on a 4-4-4-3 tanh net, N = 8, 16 points (this VM varied ~1.5x): 4 slots with one network
     ~1.4 ms CPU, with 4 networks 1.4-1.7 ms (one network alone in the unvmapped program was
     0.8-0.9 ms); 8 slots 1.5-1.75 ms with one, 1.9-2.0 ms with 8. 4, the suite's draws."""
@@ -409,14 +409,16 @@ def _gradient_call(packs: list, side: int):
     """Up to grad_slots(bucket) packed networks of one architecture and batch size, one per slot."""
     p = packs[0]
     assert all(q.meta is p.meta for q in packs), "one architecture and batch size per call"
+    Wp, bp, X, Y = (_by_slot([getattr(q, name) for q in packs], grad_slots(p.bucket)) for name in ("Wp", "bp", "X", "Y"))
+    return ("gradient", p.bucket), _value_and_grad_many, (Wp, bp, p.eps, X, Y, p.meta, np.int32(side))
 
-    def stacked(name):
-        out = np.zeros((grad_slots(p.bucket),) + getattr(p, name).shape)
-        for k, q in enumerate(packs):
-            out[k] = getattr(q, name)
-        return out
-    args = (stacked("Wp"), stacked("bp"), p.eps, stacked("X"), stacked("Y"), p.meta, np.int32(side))
-    return ("gradient", p.bucket), _value_and_grad_many, args
+
+def _by_slot(values: list, slots: int) -> np.ndarray:
+    """values (one array shape) stacked along a leading axis of `slots`, the slots left over
+    zeros: a program's slots are fixed, its callers' networks are not."""
+    out = np.zeros((slots,) + np.shape(values[0]))
+    out[:len(values)] = values
+    return out
 
 
 def _perturbed_call(p: "Packed", idx, values, blocks: int):
@@ -425,12 +427,11 @@ def _perturbed_call(p: "Packed", idx, values, blocks: int):
 
 def _direction_call(jobs: list):
     """Up to dir_slots(bucket) (packed, VW, Vb, ts) of one architecture and batch size, one per
-    slot (DIR_CHUNK points each); the slots left over repeat the first job, and are not read."""
-    p = jobs[0][0]
+    slot (DIR_CHUNK points each); the slots left over are zeros, and are not read."""
+    p, slots = jobs[0][0], dir_slots(jobs[0][0].bucket)
     assert all(q.meta is p.meta for q, *_ in jobs), "one architecture and batch size per call"
-    jobs = jobs + [jobs[0]] * (dir_slots(p.bucket) - len(jobs))
-    VW, Vb, ts = (np.stack([job[k] for job in jobs]) for k in (1, 2, 3))
-    Wp, bp, X, Y = (np.stack([getattr(q, name) for q, *_ in jobs]) for name in ("Wp", "bp", "X", "Y"))
+    Wp, bp, X, Y = (_by_slot([getattr(q, name) for q, *_ in jobs], slots) for name in ("Wp", "bp", "X", "Y"))
+    VW, Vb, ts = (_by_slot([job[k] for job in jobs], slots) for k in (1, 2, 3))
     return ("directional", p.bucket), _direction_costs_many, (Wp, bp, p.eps, X, Y, p.meta, VW, Vb, ts)
 
 
